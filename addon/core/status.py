@@ -1,0 +1,202 @@
+"""The status model shared by both backends, the add-on panel and the CLI.
+
+Pure data and pure functions: a backend gathers raw facts (per-state chunk counts,
+frames found in the output store, per-slice progress records) and :func:`summarize`
+turns them into one :class:`JobStatus`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .jobspec import frame_from_name
+
+# AWS Batch job states, in pipeline order; the local backend uses the same words.
+PENDING_STATES = ("SUBMITTED", "PENDING", "RUNNABLE")
+ACTIVE_STATES = ("STARTING", "RUNNING")
+DONE_STATES = ("SUCCEEDED", "FAILED", "CANCELLED")
+ALL_STATES = PENDING_STATES + ACTIVE_STATES + DONE_STATES
+
+
+@dataclass
+class SliceProgress:
+    """What a worker writes per slice (``progress/slice-NNNNN.json``) as it goes."""
+
+    index: int
+    frames_total: int
+    frames_done: int
+    seconds_per_frame: float | None = None  # mean render time of frames rendered so far
+    attempt: int = 1
+    state: str = "RUNNING"  # RUNNING, SUCCEEDED or FAILED
+    updated_at: float = 0.0  # unix time
+    started_at: float = 0.0
+    message: str = ""
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self), sort_keys=True).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes | str) -> SliceProgress:
+        raw = json.loads(data)
+        known = {k: raw[k] for k in cls.__dataclass_fields__ if k in raw}
+        return cls(**known)
+
+
+@dataclass
+class JobStatus:
+    """One snapshot of a submission's progress, for the panel and the CLI alike."""
+
+    submission_id: str
+    backend: str
+    state: str  # SUBMITTED, PENDING, RUNNABLE, STARTING, RUNNING, STITCHING, SUCCEEDED, FAILED, CANCELLED
+    frames_total: int
+    frames_done: int = 0
+    chunk_counts: dict[str, int] = field(default_factory=dict)
+    failed_slices: list[int] = field(default_factory=list)
+    stitch_state: str = ""  # "" when there is no stitch job
+    elapsed_seconds: float = 0.0
+    eta_seconds: float | None = None
+    seconds_per_frame: float | None = None
+    latest_frame: int | None = None
+    latest_frame_uri: str = ""
+    video_uri: str = ""  # set once the video exists
+    vcpu_hours: float = 0.0
+    message: str = ""
+
+    @property
+    def finished(self) -> bool:
+        return self.state in DONE_STATES
+
+    @property
+    def fraction(self) -> float:
+        return self.frames_done / self.frames_total if self.frames_total else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def frames_done_from_listing(uris: Iterable[str], expected: Iterable[int]) -> tuple[set[int], int | None, str]:
+    """Frames of ``expected`` present in a listing, the latest of them, and its URI."""
+    wanted = set(expected)
+    found: dict[int, str] = {}
+    for uri in uris:
+        frame = frame_from_name(uri)
+        if frame is not None and frame in wanted:
+            found[frame] = uri
+    latest = max(found) if found else None
+    return set(found), latest, found.get(latest, "") if latest is not None else ""
+
+
+def estimate_eta(
+    frames_remaining: int, seconds_per_frame: float | None, active_slices: int, pending_slices: int
+) -> float | None:
+    """Seconds left: remaining frames spread over the slices that can run at once."""
+    if frames_remaining <= 0:
+        return 0.0
+    if not seconds_per_frame or seconds_per_frame <= 0:
+        return None
+    parallel = max(1, active_slices or min(pending_slices, 1))
+    return frames_remaining * seconds_per_frame / parallel
+
+
+def mean_seconds_per_frame(records: Iterable[SliceProgress]) -> float | None:
+    """Frame-weighted mean over every slice that has rendered a frame."""
+    total_frames = 0
+    total_seconds = 0.0
+    for r in records:
+        if r.seconds_per_frame and r.frames_done:
+            total_frames += r.frames_done
+            total_seconds += r.seconds_per_frame * r.frames_done
+    return total_seconds / total_frames if total_frames else None
+
+
+def overall_state(chunk_counts: Mapping[str, int], stitch_state: str, frames_done: int) -> str:
+    """One word for the whole submission from its children's and the stitch's states."""
+    total = sum(chunk_counts.values())
+    if stitch_state == "CANCELLED" or (chunk_counts.get("CANCELLED", 0) and not _active(chunk_counts)):
+        return "CANCELLED"
+    if chunk_counts.get("FAILED", 0) and not _active(chunk_counts) and not _pending(chunk_counts):
+        return "FAILED"
+    if stitch_state == "FAILED":
+        return "FAILED"
+    if total and chunk_counts.get("SUCCEEDED", 0) == total:
+        if stitch_state in ("", "SUCCEEDED"):
+            return "SUCCEEDED"
+        return "STITCHING"
+    if _active(chunk_counts):
+        return "RUNNING"
+    for s in ("RUNNABLE", "PENDING", "SUBMITTED"):
+        if chunk_counts.get(s, 0):
+            return "RUNNING" if frames_done else s
+    return "SUBMITTED"
+
+
+def summarize(
+    *,
+    submission_id: str,
+    backend: str,
+    frames_total: int,
+    chunk_counts: Mapping[str, int],
+    stitch_state: str,
+    frames_done: int,
+    records: Iterable[SliceProgress] = (),
+    elapsed_seconds: float = 0.0,
+    latest_frame: int | None = None,
+    latest_frame_uri: str = "",
+    failed_slices: Iterable[int] = (),
+    video_uri: str = "",
+    vcpu_hours: float = 0.0,
+    message: str = "",
+) -> JobStatus:
+    records = list(records)
+    state = overall_state(chunk_counts, stitch_state, frames_done)
+    spf = mean_seconds_per_frame(records)
+    active = sum(chunk_counts.get(s, 0) for s in ACTIVE_STATES)
+    pending = sum(chunk_counts.get(s, 0) for s in PENDING_STATES)
+    eta = None if state in DONE_STATES else estimate_eta(frames_total - frames_done, spf, active, pending)
+    if state in ("SUCCEEDED",):
+        eta = 0.0
+    return JobStatus(
+        submission_id=submission_id,
+        backend=backend,
+        state=state,
+        frames_total=frames_total,
+        frames_done=frames_done,
+        chunk_counts={k: v for k, v in chunk_counts.items() if v},
+        failed_slices=sorted(set(failed_slices)),
+        stitch_state=stitch_state,
+        elapsed_seconds=elapsed_seconds,
+        eta_seconds=eta,
+        seconds_per_frame=spf,
+        latest_frame=latest_frame,
+        latest_frame_uri=latest_frame_uri,
+        video_uri=video_uri,
+        vcpu_hours=vcpu_hours,
+        message=message,
+    )
+
+
+def format_duration(seconds: float | None) -> str:
+    """``95 -> '1m 35s'``; None -> '--'."""
+    if seconds is None or math.isnan(seconds):
+        return "--"
+    s = int(round(seconds))
+    h, rem = divmod(s, 3600)
+    m, s = divmod(rem, 60)
+    if h:
+        return f"{h}h {m:02d}m"
+    if m:
+        return f"{m}m {s:02d}s"
+    return f"{s}s"
+
+
+def _active(counts: Mapping[str, int]) -> bool:
+    return any(counts.get(s, 0) for s in ACTIVE_STATES)
+
+
+def _pending(counts: Mapping[str, int]) -> bool:
+    return any(counts.get(s, 0) for s in PENDING_STATES)
