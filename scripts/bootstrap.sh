@@ -38,7 +38,7 @@ ensure_venv() {  # $1 = dir, $2 = python version, $3 = bpy pin
   echo "==> creating $dir (Python $pyver, $bpy)"
   [ -x "$dir/bin/python" ] || "$py" -m venv "$dir"
   "$dir/bin/python" -m pip install -q --disable-pip-version-check "$bpy" -r requirements/test.txt
-  "$dir/bin/python" -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+  "$dir/bin/python" -m pip install -q --disable-pip-version-check --no-deps -e .
   echo "$want" > "$stamp"
 }
 
