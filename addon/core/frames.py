@@ -10,6 +10,7 @@ import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 from .errors import FrameRangeError
 
@@ -95,7 +96,7 @@ def chunk_frames(
     if not frames:
         raise FrameRangeError("There are no frames to render: the frame list is empty.")
     ordered = list(frames)
-    if any(b <= a for a, b in zip(ordered, ordered[1:])):
+    if any(b <= a for a, b in pairwise(ordered)):
         raise FrameRangeError("Frames must be sorted and unique before chunking.")
     if not 1 <= max_slices <= MAX_ARRAY_SIZE:
         raise FrameRangeError(f"max_slices must be between 1 and {MAX_ARRAY_SIZE}.")

@@ -16,7 +16,8 @@ import json
 import re
 import typing
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from itertools import pairwise
 from typing import Any
 
 from .errors import JobSpecError, StorageURIError
@@ -223,7 +224,7 @@ class JobSpec:
         for i, frames in enumerate(self.slices):
             if not frames:
                 raise JobSpecError(f"spec.slices[{i}] is empty: every slice needs at least one frame.")
-            if any(b <= a for a, b in zip(frames, frames[1:])):
+            if any(b <= a for a, b in pairwise(frames)):
                 raise JobSpecError(f"spec.slices[{i}] is not in ascending order without repeats.")
             for f in frames:
                 if f in seen:
@@ -294,7 +295,7 @@ def frame_from_name(name: str) -> int | None:
 
 
 def utc_now_iso() -> str:
-    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+    return datetime.now(UTC).replace(microsecond=0).isoformat()
 
 
 def _default_video() -> VideoSettings:

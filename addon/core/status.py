@@ -184,7 +184,7 @@ def format_duration(seconds: float | None) -> str:
     """``95 -> '1m 35s'``; None -> '--'."""
     if seconds is None or math.isnan(seconds):
         return "--"
-    s = int(round(seconds))
+    s = round(seconds)
     h, rem = divmod(s, 3600)
     m, s = divmod(rem, 60)
     if h:

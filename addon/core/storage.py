@@ -151,6 +151,8 @@ class FileStore(Store):
         self, src: str | os.PathLike[str], uri: str, progress: ProgressCallback | None = None
     ) -> None:
         dest = self._path(uri)
+        if not Path(src).is_file():
+            raise StorageError(f"Cannot upload {src}: no such file.")
         try:
             _atomic_copy(Path(src), dest)
         except OSError as exc:
