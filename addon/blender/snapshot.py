@@ -1,0 +1,153 @@
+"""Read a scene into a :class:`SceneSnapshot`: the one place that knows where in bpy
+the render settings live.
+
+The add-on calls :func:`snapshot_scene` in-process on the open scene; the CLI runs this
+file as a script in a child Blender (see ``addon/core/scene_reader.py``), which opens a
+.blend and prints the snapshot as JSON on one marked stdout line. Both paths go through
+the same function, so the same scene gives the same job spec from either front end.
+
+Runs on Blender's main thread only (it reads bpy).
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import bpy
+
+try:
+    from ..core.scene import SceneSnapshot
+except ImportError:  # run as a script in a child Blender: no package around us
+    import importlib.util
+
+    _spec = importlib.util.spec_from_file_location(
+        "_abr_scene", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "core", "scene.py")
+    )
+    assert _spec is not None and _spec.loader is not None
+    _scene_module = importlib.util.module_from_spec(_spec)
+    sys.modules["_abr_scene"] = _scene_module  # dataclasses looks the module up by name
+    _spec.loader.exec_module(_scene_module)
+    SceneSnapshot = _scene_module.SceneSnapshot  # type: ignore[misc]
+
+#: the stdout line that carries the snapshot when run as a script
+MARKER = "ABR_SNAPSHOT_JSON:"
+
+
+def snapshot_scene(scene: Any, blend_path: str = "", is_dirty: bool = False) -> SceneSnapshot:
+    """Everything downstream needs from ``scene`` (a ``bpy.types.Scene``), as plain data."""
+    render = scene.render
+    cycles = getattr(scene, "cycles", None)
+    device = str(getattr(cycles, "device", "CPU")) if render.engine == "CYCLES" else "CPU"
+    ffmpeg = render.ffmpeg
+    return SceneSnapshot(
+        blender_version=".".join(str(v) for v in bpy.app.version),
+        scene=scene.name,
+        frame_start=scene.frame_start,
+        frame_end=scene.frame_end,
+        frame_step=scene.frame_step,
+        fps=render.fps,
+        fps_base=float(render.fps_base),
+        resolution_x=render.resolution_x,
+        resolution_y=render.resolution_y,
+        resolution_percentage=render.resolution_percentage,
+        engine=render.engine,
+        device=device if device in ("CPU", "GPU") else "CPU",
+        file_format=render.image_settings.file_format,
+        is_movie=bool(render.is_movie_format),
+        ffmpeg_codec=str(ffmpeg.codec),
+        ffmpeg_format=str(ffmpeg.format),
+        ffmpeg_crf=str(ffmpeg.constant_rate_factor),
+        output_path=_output_path(render.filepath),
+        has_camera=scene.camera is not None or any(m.camera for m in scene.timeline_markers),
+        camera_markers=sum(1 for m in scene.timeline_markers if m.camera is not None),
+        has_audio=any(s.type == "SOUND" and not s.mute for s in _strips(scene)),
+        blend_path=blend_path,
+        is_dirty=is_dirty,
+        missing_files=sorted(set(_missing_files())),
+    )
+
+
+def _output_path(filepath: str) -> str:
+    if filepath.startswith("//") and not bpy.data.filepath:
+        return ""  # relative to a file that was never saved: there is no folder yet
+    return bpy.path.abspath(filepath) if filepath else ""
+
+
+def _strips(scene: Any) -> Iterator[Any]:
+    editor = scene.sequence_editor
+    if editor is None:
+        return iter(())
+    # 5.0 removed sequences_all; 4.2-4.5 have both names
+    strips = getattr(editor, "strips_all", None)
+    if strips is None:
+        strips = editor.sequences_all
+    return iter(strips)
+
+
+def _exists(path: str) -> bool:
+    if "<UDIM>" in path or "<UVTILE>" in path:
+        pattern = path.replace("<UDIM>", "[0-9]" * 4).replace("<UVTILE>", "u*_v*")
+        return bool(glob.glob(glob.escape(os.path.dirname(pattern)) + "/" + os.path.basename(pattern)))
+    return os.path.exists(path)
+
+
+def _missing_files() -> Iterator[str]:
+    """Absolute paths of referenced files that do not exist (packed data never counts)."""
+
+    def check(idblock: Any, filepath: str) -> Iterator[str]:
+        if not filepath or getattr(idblock, "packed_file", None) is not None:
+            return
+        path = os.path.normpath(bpy.path.abspath(filepath, library=idblock.library))
+        if not _exists(path):
+            yield path
+
+    for image in bpy.data.images:
+        if image.source in ("FILE", "SEQUENCE", "MOVIE", "TILED"):
+            yield from check(image, image.filepath)
+    for sound in bpy.data.sounds:
+        yield from check(sound, sound.filepath)
+    for library in bpy.data.libraries:
+        yield from check(library, library.filepath)
+    for clip in bpy.data.movieclips:
+        yield from check(clip, clip.filepath)
+    for font in bpy.data.fonts:
+        if font.filepath != "<builtin>":
+            yield from check(font, font.filepath)
+    for cache in bpy.data.cache_files:
+        yield from check(cache, cache.filepath)
+    for volume in getattr(bpy.data, "volumes", ()):
+        yield from check(volume, volume.filepath)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``snapshot.py FILE.blend [--scene NAME]``: open the file, print the snapshot line."""
+    import argparse
+
+    if argv is None:
+        argv = sys.argv[sys.argv.index("--") + 1 :] if "--" in sys.argv else sys.argv[1:]
+    parser = argparse.ArgumentParser(prog="snapshot.py")
+    parser.add_argument("blend")
+    parser.add_argument("--scene", default="")
+    args = parser.parse_args(argv)
+    path = os.path.abspath(args.blend)
+    bpy.ops.wm.open_mainfile(filepath=path, load_ui=False)
+    scene = bpy.data.scenes.get(args.scene) if args.scene else bpy.context.scene
+    if scene is None:
+        names = ", ".join(s.name for s in bpy.data.scenes)
+        sys.stderr.write(f"{path} has no scene named {args.scene!r} (it has: {names})\n")
+        return 2
+    snapshot = snapshot_scene(scene, blend_path=bpy.data.filepath, is_dirty=False)
+    sys.stdout.write(MARKER + json.dumps(snapshot.to_dict(), sort_keys=True) + "\n")
+    sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    code = main()
+    if code:
+        sys.exit(code)

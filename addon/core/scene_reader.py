@@ -1,0 +1,81 @@
+"""Read a .blend's render settings without bpy in this process.
+
+The command line has no Blender of its own: it runs a child Blender on the file, with
+``addon/blender/snapshot.py`` as the script, and reads the :class:`SceneSnapshot` back
+from one marked stdout line. The child is either a Python that has the ``bpy`` module
+(``BLENDER_PYTHON``, else this interpreter when it has bpy) or a Blender executable
+(``BLENDER_BIN``). A child process also keeps a crashing file from taking the caller
+down with it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from .errors import AwsBatchRenderError
+from .scene import SceneSnapshot
+
+log = logging.getLogger(__name__)
+
+SNAPSHOT_SCRIPT = Path(__file__).resolve().parent.parent / "blender" / "snapshot.py"
+MARKER = "ABR_SNAPSHOT_JSON:"  # the same text as addon/blender/snapshot.py's MARKER
+
+
+class SceneReadError(AwsBatchRenderError):
+    """Blender could not be started, or could not read the scene from the file."""
+
+    exit_code = 4
+
+
+def blender_command(blend: Path, scene: str = "") -> list[str]:
+    """The argv that prints ``blend``'s snapshot: a Blender binary or a Python with bpy."""
+    extra = ["--scene", scene] if scene else []
+    binary = os.environ.get("BLENDER_BIN", "")
+    if binary:
+        return [
+            binary, "-b", "--factory-startup", "--python-exit-code", "3",
+            "--python", str(SNAPSHOT_SCRIPT), "--", str(blend), *extra,
+        ]  # fmt: skip
+    python = os.environ.get("BLENDER_PYTHON", "")
+    if not python:
+        if importlib.util.find_spec("bpy") is None:
+            raise SceneReadError(
+                "No Blender found to read the scene: set BLENDER_BIN to a Blender executable "
+                "(4.2 or newer) or BLENDER_PYTHON to a Python that has the bpy module."
+            )
+        python = sys.executable
+    return [python, str(SNAPSHOT_SCRIPT), str(blend), *extra]
+
+
+def read_scene(blend: str | os.PathLike[str], scene: str = "", timeout: float = 300) -> SceneSnapshot:
+    """Open ``blend`` in a child Blender and return its scene settings."""
+    path = Path(blend).resolve()
+    if not path.is_file():
+        raise SceneReadError(f"{path} does not exist or is not a file: check the .blend path.")
+    argv = blender_command(path, scene)
+    log.debug("reading scene settings: %s", argv)
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, errors="replace")
+    except FileNotFoundError:
+        raise SceneReadError(
+            f"Cannot start {argv[0]}: check BLENDER_BIN / BLENDER_PYTHON."
+        ) from None
+    except subprocess.TimeoutExpired:
+        raise SceneReadError(
+            f"Blender took more than {timeout:.0f} s to open {path.name}; is the file very large "
+            "or is Blender stuck? Try opening it in Blender."
+        ) from None
+    for line in proc.stdout.splitlines():
+        if line.startswith(MARKER):
+            return SceneSnapshot.from_dict(json.loads(line[len(MARKER) :]))
+    tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-8:])
+    raise SceneReadError(
+        f"Blender could not read the scene settings from {path.name} (exit status "
+        f"{proc.returncode}). Open the file in Blender to check it; Blender said:\n{tail}"
+    )

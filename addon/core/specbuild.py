@@ -1,0 +1,160 @@
+"""Build the job spec from a scene snapshot, the user's options and the packed manifest.
+
+Pure and deterministic: the same snapshot, options and manifest give the same spec,
+whether the snapshot came from the add-on (in-process) or the CLI (a child Blender).
+Only :func:`new_submission_id` draws randomness, and it is kept apart on purpose.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from datetime import UTC, datetime
+from pathlib import PurePosixPath
+from typing import TYPE_CHECKING
+
+from .frames import chunk_frames, frame_range, parse_frames
+from .jobspec import (
+    AudioTrack,
+    InputManifest,
+    JobSpec,
+    OutputSpec,
+    RenderSettings,
+    VideoSettings,
+)
+from .scene import SceneSnapshot
+from .storage import join_uri
+
+if TYPE_CHECKING:  # submit.py imports this module; avoid the cycle at run time
+    from .submit import SubmitOptions
+
+#: Blender's FFmpeg codec enum -> the spec's codec
+CODECS = {"H264": "h264", "H265": "h265", "HEVC": "h265", "PRORES": "prores", "WEBM": "vp9", "AV1": "av1"}
+#: Blender's FFmpeg container enum -> the spec's container
+CONTAINERS = {"MPEG4": "mp4", "QUICKTIME": "mov", "MKV": "mkv", "WEBM": "webm"}
+#: Blender's constant_rate_factor enum -> the CRF value Blender itself uses
+CRF = {"LOSSLESS": 0, "PERC_LOSSLESS": 17, "HIGH": 20, "MEDIUM": 23, "LOW": 26, "VERYLOW": 29, "LOWEST": 32}
+#: which containers can hold which codec (the first one is the fallback)
+_CODEC_CONTAINERS = {
+    "h264": ("mp4", "mov", "mkv"),
+    "h265": ("mp4", "mov", "mkv"),
+    "prores": ("mov", "mkv"),
+    "vp9": ("webm", "mkv", "mp4"),
+    "av1": ("mp4", "webm", "mkv"),
+}
+
+DEFAULT_CODEC, DEFAULT_CONTAINER, DEFAULT_QUALITY = "h264", "mp4", 20
+
+
+def submission_paths(root_uri: str, submission_id: str) -> dict[str, str]:
+    """Where a submission's objects live under the root (every URI ends in '/')."""
+    base = join_uri(root_uri, f"submissions/{submission_id}/")
+    return {
+        "inputs": join_uri(root_uri, "inputs/"),
+        "base": base,
+        "spec": base + "spec.json",
+        "frames": base + "frames/",
+        "progress": base + "progress/",
+        "video": base + "video/",
+    }
+
+
+def sanitize_name(name: str, limit: int = 100) -> str:
+    """Letters, digits, '-' and '_' only (job names, ids, tags); never empty."""
+    clean = re.sub(r"[^A-Za-z0-9_-]+", "-", name).strip("-_")[:limit].strip("-_")
+    return clean or "untitled"
+
+
+def new_submission_id(blend_name: str, now: datetime | None = None) -> str:
+    """``<blend stem>-<UTC yyyymmdd-hhmmss>-<6 hex>``: new for every submission."""
+    stem = PurePosixPath(blend_name.replace("\\", "/")).stem if blend_name else ""
+    stamp = (now or datetime.now(UTC)).astimezone(UTC).strftime("%Y%m%d-%H%M%S")
+    return f"{sanitize_name(stem)}-{stamp}-{secrets.token_hex(3)}"
+
+
+def scene_frames(snapshot: SceneSnapshot, frames: str = "") -> list[int]:
+    """The frames to render: the override list, else the scene's range and step."""
+    if frames.strip():
+        return parse_frames(frames)
+    return frame_range(snapshot.frame_start, snapshot.frame_end, snapshot.frame_step)
+
+
+def video_settings(snapshot: SceneSnapshot, options: SubmitOptions, name: str) -> VideoSettings:
+    """Codec, container and quality from the options, else from the scene's FFmpeg settings
+    when it outputs a movie, else H.264 in MP4 at CRF 20."""
+    codec, container, quality = DEFAULT_CODEC, DEFAULT_CONTAINER, DEFAULT_QUALITY
+    if snapshot.is_movie:
+        codec = CODECS.get(snapshot.ffmpeg_codec, DEFAULT_CODEC)
+        container = CONTAINERS.get(snapshot.ffmpeg_format, DEFAULT_CONTAINER)
+        quality = CRF.get(snapshot.ffmpeg_crf, DEFAULT_QUALITY)
+    codec = options.video_codec or codec
+    if options.video_container:
+        container = options.video_container
+    elif codec in _CODEC_CONTAINERS and container not in _CODEC_CONTAINERS[codec]:
+        container = _CODEC_CONTAINERS[codec][0]  # e.g. ProRes from an MPEG-4 scene: .mov
+    if options.video_quality is not None:
+        quality = options.video_quality
+    fps = snapshot.fps_fraction
+    return VideoSettings(
+        fps_num=fps.numerator,
+        fps_den=fps.denominator,
+        width=snapshot.width,
+        height=snapshot.height,
+        codec=codec,
+        container=container,
+        quality=quality,
+        name=name,
+        allow_partial=options.allow_partial_video,
+    )
+
+
+def build_spec(
+    snapshot: SceneSnapshot,
+    options: SubmitOptions,
+    manifest_files: dict[str, str],
+    main_blend: str,
+    root_uri: str,
+    submission_id: str,
+    created_at: str,
+    tool_version: str,
+    audio_path: str | None = None,
+) -> JobSpec:
+    """The validated job spec; raises JobSpecError / FrameRangeError naming the problem."""
+    source = snapshot.blend_path.replace("\\", "/") or main_blend
+    source_name = PurePosixPath(source).name
+    stem = PurePosixPath(source_name).stem or "video"
+    paths = submission_paths(root_uri, submission_id)
+    slices = chunk_frames(scene_frames(snapshot, options.frames), chunk_size=options.chunk_size)
+    video = None
+    if options.video:
+        video = video_settings(snapshot, options, stem)
+        if audio_path:
+            video.audio = AudioTrack(path=audio_path)
+    extra = {"scene_output_path": snapshot.output_path} if snapshot.output_path else {}
+    spec = JobSpec(
+        submission_id=submission_id,
+        created_at=created_at,
+        blender_version=snapshot.blender_version,
+        tool_version=tool_version,
+        inputs=InputManifest(uri=paths["inputs"], files=dict(sorted(manifest_files.items())), main_blend=main_blend),
+        slices=slices,
+        output=OutputSpec(
+            frames_uri=paths["frames"],
+            progress_uri=paths["progress"],
+            video_uri=paths["video"],
+            image_format=options.image_format,
+            video=video,
+        ),
+        render=RenderSettings(
+            engine=snapshot.engine,
+            device=options.device or snapshot.device,
+            threads=options.threads,
+            scene=snapshot.scene,
+            width=snapshot.width,
+            height=snapshot.height,
+        ),
+        source_name=source_name,
+    )
+    spec.extra.update(extra)
+    spec.validate()
+    return spec

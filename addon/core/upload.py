@@ -1,0 +1,182 @@
+"""Content-addressed upload of a pack: each file's key is the sha256 of its bytes.
+
+What the store already holds is skipped, so a resubmit of an unchanged project uploads
+no asset bytes. The rest goes up concurrently through the store (``S3Store.put_file``
+uses boto3's transfer manager: multipart, concurrent parts; ``FileStore.put_file`` is a
+temp file plus rename), so an object is either whole or absent: a cancelled or failed
+upload leaves no partial object under a content key.
+
+Threading: ``upload_inputs`` runs in the caller's thread and starts its own worker
+threads; the progress callback is called from those threads, one call at a time,
+with plain :class:`UploadProgress` values. Nothing here touches bpy.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ObjectNotFoundError
+from .storage import S3Store, Store, join_uri
+
+log = logging.getLogger(__name__)
+
+#: up to this many unique files, ask for each key (HEAD, in parallel); above, list the
+#: prefix once (1,000 keys a page). HEADs are cheaper per request and parallel; a listing
+#: wins when there are many files to check.
+HEAD_LIMIT = 200
+#: least seconds between two byte-progress reports (file completions always report)
+PROGRESS_INTERVAL = 0.1
+
+
+@dataclass(frozen=True)
+class UploadProgress:
+    bytes_done: int
+    bytes_total: int
+    files_done: int
+    files_total: int
+
+
+class _Stop(Exception):
+    """Raised inside a transfer callback to abandon an upload in flight."""
+
+
+def missing_keys(
+    store: Store, inputs_uri: str, sizes: dict[str, int], concurrency: int = 10
+) -> list[str]:
+    """The digests in ``sizes`` (sha256 -> size) the store lacks, or holds with another size."""
+    if isinstance(store, S3Store) and len(sizes) > HEAD_LIMIT:
+        held = {info.uri[len(inputs_uri) :]: info.size for info in store.list(inputs_uri)}
+        return [sha for sha, size in sizes.items() if held.get(sha) != size]
+
+    def absent(sha: str) -> bool:
+        try:
+            return store.size(join_uri(inputs_uri, sha)) != sizes[sha]
+        except ObjectNotFoundError:
+            return True
+
+    if not isinstance(store, S3Store):
+        return [sha for sha in sizes if absent(sha)]
+    with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="abr-head") as pool:
+        flags = list(pool.map(absent, sizes))
+    return [sha for sha, missing in zip(sizes, flags) if missing]
+
+
+def upload_inputs(
+    pack_dir: str | os.PathLike[str],
+    manifest: dict[str, str],
+    inputs_uri: str,
+    store: Store,
+    progress: Callable[[UploadProgress], None] | None = None,
+    cancel: threading.Event | None = None,
+    concurrency: int = 10,
+) -> tuple[int, int]:
+    """Upload the files of ``manifest`` (relpath -> sha256, read from ``pack_dir``) that
+    ``inputs_uri`` lacks, to ``inputs_uri + sha256``. Returns (bytes_uploaded, files_uploaded).
+
+    Raises ``SubmissionCancelled`` when ``cancel`` is set (uploads in flight are
+    abandoned, no partial object remains) and ``StorageError`` when a transfer fails.
+    """
+    from .submit import SubmissionCancelled  # submit imports us
+
+    if not inputs_uri.endswith("/"):
+        inputs_uri += "/"
+    cancel = cancel or threading.Event()
+    pack = Path(pack_dir)
+    sources: dict[str, Path] = {}
+    for rel, sha in sorted(manifest.items()):
+        sources.setdefault(sha, pack / rel)  # the same bytes twice go up once
+    sizes = {sha: path.stat().st_size for sha, path in sources.items()}
+    if cancel.is_set():
+        raise SubmissionCancelled("Submission cancelled before the upload; nothing was uploaded.")
+
+    todo = missing_keys(store, inputs_uri, sizes, concurrency)
+    todo.sort(key=lambda sha: -sizes[sha])  # large files first: the pool ends together
+    tracker = _Tracker(progress, sum(sizes[s] for s in todo), len(todo))
+    log.info(
+        "upload: %d of %d unique files missing from %s (%d bytes)",
+        len(todo), len(sizes), inputs_uri, tracker.bytes_total,
+    )  # fmt: skip
+    tracker.report(force=True)
+    stop = threading.Event()  # set on cancel or on the first failure
+
+    def transfer_callback(amount: int) -> None:
+        if stop.is_set() or cancel.is_set():
+            stop.set()
+            raise _Stop()
+        tracker.add_bytes(amount)
+
+    def upload_one(sha: str) -> None:
+        if stop.is_set() or cancel.is_set():
+            return
+        store.put_file(sources[sha], join_uri(inputs_uri, sha), progress=transfer_callback)
+        tracker.file_done()
+
+    if todo:
+        with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="abr-upload") as pool:
+            futures = [pool.submit(upload_one, sha) for sha in todo]
+            while True:
+                done, pending = wait(futures, timeout=0.2, return_when=FIRST_EXCEPTION)
+                failed = [f for f in done if f.exception() is not None]
+                if failed or cancel.is_set():
+                    stop.set()
+                    for f in pending:
+                        f.cancel()
+                if not pending:
+                    break
+            errors = [f.exception() for f in futures if not f.cancelled() and f.exception() is not None]
+        if cancel.is_set():
+            raise SubmissionCancelled(
+                f"Upload cancelled after {tracker.files_done} of {len(todo)} files; the files that "
+                "went up are kept and will not be uploaded again."
+            )
+        if errors:
+            raise errors[0]
+    tracker.report(force=True)
+    return tracker.bytes_done, tracker.files_done
+
+
+class _Tracker:
+    """Byte and file counters shared by the upload threads."""
+
+    def __init__(self, callback: Callable[[UploadProgress], None] | None, bytes_total: int, files_total: int):
+        self._callback = callback
+        self._lock = threading.Lock()
+        self._last = 0.0
+        self.bytes_total = bytes_total
+        self.files_total = files_total
+        self.bytes_done = 0
+        self.files_done = 0
+
+    def add_bytes(self, amount: int) -> None:
+        # s3transfer reports negative amounts when it retries a part: they undo bytes
+        with self._lock:
+            self.bytes_done += amount
+        self.report()
+
+    def file_done(self) -> None:
+        with self._lock:
+            self.files_done += 1
+        self.report(force=True)
+
+    def report(self, force: bool = False) -> None:
+        if self._callback is None:
+            return
+        with self._lock:  # one call at a time, values never go backwards between calls
+            now = time.monotonic()
+            if not force and now - self._last < PROGRESS_INTERVAL:
+                return
+            self._last = now
+            message = UploadProgress(
+                min(self.bytes_done, self.bytes_total), self.bytes_total, self.files_done, self.files_total
+            )
+            try:
+                self._callback(message)
+            except Exception:
+                log.exception("upload progress callback failed (ignored)")
