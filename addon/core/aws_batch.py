@@ -446,7 +446,13 @@ class AwsBatchBackend:
         """The submission's spec, read once per backend."""
         spec = self._specs.get(record.spec_uri)
         if spec is None:
-            data = self._store().get_bytes(record.spec_uri)
+            loc = parse_uri(record.spec_uri)
+            if loc.scheme != "s3":
+                raise AwsBatchRenderError(
+                    f"{record.spec_uri} is not an s3:// URI: this record does not belong to the AWS backend."
+                )
+            with aws_errors("read the job spec", resource=record.spec_uri, **self._who()):
+                data = self.client("s3").get_object(Bucket=loc.bucket, Key=loc.key)["Body"].read()
             spec = JobSpec.from_json(data)
             self._specs[record.spec_uri] = spec
         return spec

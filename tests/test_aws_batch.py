@@ -1,0 +1,246 @@
+"""The AWS Batch backend against a real moto server over HTTP (jobs SUCCEED at once)."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+
+import pytest
+
+from addon.core import exitcodes
+from addon.core.aws import client
+from addon.core.aws_batch import (
+    TAG_BLEND,
+    TAG_SUBMISSION,
+    AwsBatchBackend,
+    child_counts,
+    render_job_request,
+    retry_strategy,
+    sanitize_job_name,
+    sanitize_tag_value,
+    seconds_per_frame_records,
+)
+from addon.core.aws_errors import JobDefinitionError, JobQueueError
+from addon.core.backend import SubmissionRecord
+from addon.core.backends import backend_for_record
+from addon.core.errors import AwsBatchRenderError
+from addon.core.jobspec import JobSpec
+from addon.core.storage import S3Store
+from tests.helpers import make_spec
+from tests.test_aws_batch_support import (
+    QUEUE,
+    RENDER_DEF,
+    STITCH_DEF,
+    CallCounter,
+    clients_of,
+    create_batch_env,
+    put_frames,
+    write_spec,
+)
+
+NAME_OK = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+
+
+@pytest.fixture
+def env(aws_settings, s3_bucket):
+    return create_batch_env(aws_settings)
+
+
+# --- pure builders -------------------------------------------------------------------
+
+
+def test_job_names_are_sanitized_to_batch_rules():
+    assert sanitize_job_name("my scene (final).blend") == "my-scene-final-blend"
+    assert sanitize_job_name("ü" * 300) == "render"
+    long = sanitize_job_name("a" * 500)
+    assert len(long) == 128 and NAME_OK.match(long)
+    spec = make_spec(source_name="Ünïcode shot 010 — v2.blend", submission_id="shot-010-20260101-000000-abcdef")
+    request = render_job_request(spec, "s3://b/s.json", job_queue="q", job_definition="d")
+    assert NAME_OK.match(request["jobName"])
+    assert request["jobName"].endswith("shot-010-20260101-000000-abcdef-render")
+
+
+def test_tag_values_are_sanitized():
+    assert sanitize_tag_value("a/b:c=d+e@f.g h_i-j") == "a/b:c=d+e@f.g h_i-j"
+    assert sanitize_tag_value("scene<1>|*?.blend") == "scene_1_.blend"
+    assert len(sanitize_tag_value("x" * 400)) == 256
+
+
+def test_retry_strategy_retries_spot_and_retryable_exit_then_stops():
+    rs = retry_strategy(4)
+    assert rs["attempts"] == 4
+    rules = rs["evaluateOnExit"]
+    assert {"onStatusReason": "Host EC2*", "action": "RETRY"} in rules
+    assert {"onExitCode": str(exitcodes.RETRYABLE), "action": "RETRY"} in rules
+    assert rules[-1] == {"onReason": "*", "action": "EXIT"}  # catch-all last, or Batch retries
+    assert len(rules) <= 5
+    with pytest.raises(AwsBatchRenderError, match="between 1 and 10"):
+        retry_strategy(11)
+
+
+def test_child_counts_for_arrays_plain_jobs_and_fresh_arrays():
+    assert child_counts({"status": "RUNNING"}) == {"RUNNING": 1}
+    job = {"status": "PENDING", "arrayProperties": {"size": 4, "statusSummary": {"RUNNING": 1, "FAILED": 1}}}
+    assert child_counts(job) == {"RUNNING": 1, "FAILED": 1, "PENDING": 2}
+    fresh = {"status": "SUBMITTED", "arrayProperties": {"size": 3, "statusSummary": {}}}
+    assert child_counts(fresh) == {"SUBMITTED": 3}
+
+
+def test_seconds_per_frame_from_upload_times():
+    slices = [[1, 2, 3], [4, 5, 6]]
+    f2s = {f: i for i, s in enumerate(slices) for f in s}
+    records = seconds_per_frame_records(slices, {1: 100.0, 2: 110.0, 3: 120.0, 4: 105.0}, f2s)
+    assert set(records) == {0}  # one frame of slice 1 gives no interval
+    assert records[0].seconds_per_frame == pytest.approx(10.0)
+    assert records[0].frames_done == 2
+
+
+# --- submit round trip -----------------------------------------------------------------
+
+
+def test_submit_round_trip(env, aws_settings):
+    spec, spec_uri = write_spec(aws_settings, source_name="my shot.blend")
+    backend = env.backend(vcpus=4, memory_mib=8192, timeout_seconds=900, attempts=5)
+    counter = CallCounter(*clients_of(backend))
+    record = backend.submit(spec, spec_uri, source_blend="/projects/my shot.blend")
+
+    assert record.backend == "aws"
+    assert record.slice_count == 3 and record.frames_total == 8
+    render_id, stitch_id = record.jobs["render_job_id"], record.jobs["stitch_job_id"]
+    assert render_id and stitch_id and render_id != stitch_id
+    assert record.jobs["history"][0]["slices"] == [0, 1, 2]
+    assert record.settings["bucket"] == "abr-test" and record.settings["job_queue"] == QUEUE
+    assert "testing" not in record.to_json()  # no credentials in the record
+
+    submits = counter.params["SubmitJob"]
+    assert len(submits) == 2
+    render, stitch = submits
+    assert render["arrayProperties"] == {"size": 3}
+    assert render["retryStrategy"] == retry_strategy(5)
+    assert render["timeout"] == {"attemptDurationSeconds": 900}
+    assert render["propagateTags"] is True
+    assert render["tags"] == {TAG_SUBMISSION: spec.submission_id, TAG_BLEND: "my shot.blend"}
+    assert render["containerOverrides"]["environment"] == [{"name": "JOB_SPEC_URI", "value": spec_uri}]
+    assert {"type": "VCPU", "value": "4"} in render["containerOverrides"]["resourceRequirements"]
+    assert {"type": "MEMORY", "value": "8192"} in render["containerOverrides"]["resourceRequirements"]
+    assert render["jobDefinition"] == RENDER_DEF and NAME_OK.match(render["jobName"])
+    assert stitch["dependsOn"] == [{"jobId": render_id}]
+    assert stitch["jobDefinition"] == STITCH_DEF
+    assert "arrayProperties" not in stitch
+
+    # what Batch itself recorded
+    jobs = {j["jobId"]: j for j in client("batch", aws_settings).describe_jobs(jobs=[render_id, stitch_id])["jobs"]}
+    assert jobs[render_id]["arrayProperties"]["size"] == 3
+    env_vars = {e["name"]: e["value"] for e in jobs[render_id]["container"]["environment"]}
+    assert env_vars["JOB_SPEC_URI"] == spec_uri
+    assert jobs[render_id]["tags"][TAG_SUBMISSION] == spec.submission_id
+    assert jobs[stitch_id]["dependsOn"] == [{"jobId": render_id}]
+
+
+def test_one_slice_is_a_plain_job_and_no_video_means_no_stitch(env, aws_settings):
+    spec, spec_uri = write_spec(aws_settings, slices=[[1, 2, 3]])
+    spec.output.video = None
+    backend = env.backend()
+    counter = CallCounter(*clients_of(backend))
+    record = backend.submit(spec, spec_uri)
+    assert len(counter.params["SubmitJob"]) == 1
+    assert "arrayProperties" not in counter.params["SubmitJob"][0]
+    assert record.jobs["stitch_job_id"] == ""
+    status = backend.status(record)
+    assert status.chunk_counts == {"SUCCEEDED": 1}
+    assert status.stitch_state == ""
+
+
+def test_preflight_names_disabled_and_missing_queue_and_definition(env, aws_settings):
+    spec, spec_uri = write_spec(aws_settings)
+    batch = client("batch", aws_settings)
+    with pytest.raises(JobQueueError, match="does not exist") as exc:
+        AwsBatchBackend(aws_settings, "no-such-queue", RENDER_DEF, STITCH_DEF).submit(spec, spec_uri)
+    assert exc.value.exit_code == JobQueueError.exit_code
+    with pytest.raises(JobDefinitionError, match="'no-such-def' does not exist"):
+        AwsBatchBackend(aws_settings, QUEUE, "no-such-def", STITCH_DEF).submit(spec, spec_uri)
+    batch.update_job_queue(jobQueue=QUEUE, state="DISABLED")
+    with pytest.raises(JobQueueError, match=r"is DISABLED.*Enable it"):
+        env.backend().submit(spec, spec_uri)
+    assert batch.list_jobs(jobQueue=QUEUE, jobStatus="SUCCEEDED")["jobSummaryList"] == []  # nothing submitted
+
+
+# --- follow ------------------------------------------------------------------------------
+
+
+def test_status_of_a_finished_submission_and_call_budget(env, aws_settings):
+    spec, spec_uri = write_spec(aws_settings)
+    backend = env.backend()
+    record = backend.submit(spec, spec_uri)
+    put_frames(aws_settings, spec, spec.frames)
+    S3Store(aws_settings).put_bytes(b"mp4", spec.video_file_uri())
+
+    later = backend_for_record(SubmissionRecord.from_json(record.to_json()))  # a new session
+    counter = CallCounter(*clients_of(later))
+    status = later.status(record)
+    assert status.state == "SUCCEEDED"
+    assert status.frames_total == 8 and status.frames_done == 8
+    assert status.chunk_counts == {"SUCCEEDED": 3}
+    assert status.stitch_state == "SUCCEEDED"
+    assert status.video_uri == spec.video_file_uri()
+    assert status.latest_frame in spec.frames
+    assert status.latest_frame_uri == spec.frame_uri(status.latest_frame)
+    assert status.eta_seconds == 0.0
+    assert counter.calls.count("GetObject") == 1  # the spec, read once
+    counter.reset()
+    later.status(record)
+    assert sorted(counter.calls) == ["DescribeJobs", "ListObjectsV2"]  # 2 <= 2 + ceil(8/1000)
+
+
+def test_status_counts_partial_frames(env, aws_settings):
+    spec, spec_uri = write_spec(aws_settings)
+    record = env.backend().submit(spec, spec_uri)
+    put_frames(aws_settings, spec, [1, 2, 7])
+    S3Store(aws_settings).put_bytes(b"x", spec.output.frames_uri + "notes.txt")  # not a frame
+    status = env.backend().status(record)
+    assert status.frames_done == 3
+
+
+def test_logs_tail_of_a_slice(env, aws_settings):
+    spec, spec_uri = write_spec(aws_settings)
+    backend = env.backend()
+    record = backend.submit(spec, spec_uri)
+    child = f"{record.jobs['render_job_id']}:1"
+    stream = client("batch", aws_settings).describe_jobs(jobs=[child])["jobs"][0]["container"]["logStreamName"]
+    logs = client("logs", aws_settings)
+    logs.create_log_group(logGroupName="/aws/batch/job")
+    logs.create_log_stream(logGroupName="/aws/batch/job", logStreamName=stream)
+    logs.put_log_events(
+        logGroupName="/aws/batch/job",
+        logStreamName=stream,
+        logEvents=[{"timestamp": int(time.time() * 1000) - 1000 + i, "message": f"line {i}"} for i in range(10)],
+    )
+    text = backend.logs(record, slice_index=1, lines=3)
+    assert text.splitlines() == ["line 7", "line 8", "line 9"]
+    assert "does not exist" in backend.logs(record, slice_index=2)  # no stream for that child
+    with pytest.raises(AwsBatchRenderError, match="Slice 7 does not exist"):
+        backend.logs(record, slice_index=7)
+
+
+def test_cancel_marks_the_record_and_stops_the_jobs(env, aws_settings):
+    spec, spec_uri = write_spec(aws_settings)
+    backend = env.backend()
+    record = backend.submit(spec, spec_uri)
+    counter = CallCounter(*clients_of(backend))
+    backend.cancel(record)
+    assert record.jobs["cancelled"]
+    cancelled = {p["jobId"] for p in counter.params["CancelJob"]}
+    assert cancelled == {record.jobs["render_job_id"], record.jobs["stitch_job_id"]}
+    assert {p["jobStatus"] for p in counter.params["ListJobs"]} == {"STARTING", "RUNNING"}
+
+
+def test_spec_is_cached_and_validated(env, aws_settings):
+    spec, spec_uri = write_spec(aws_settings)
+    record = env.backend().submit(spec, spec_uri)
+    fresh = env.backend()
+    assert isinstance(fresh.spec_for(record), JobSpec)
+    assert fresh.spec_for(record) is fresh.spec_for(record)
+    S3Store(aws_settings).put_bytes(json.dumps({"schema_version": 99}).encode(), spec_uri)
+    with pytest.raises(AwsBatchRenderError, match="newer than this worker"):
+        env.backend().status(record)

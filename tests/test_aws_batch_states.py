@@ -1,0 +1,216 @@
+"""Mixed child states (RUNNING, FAILED, ...) need moto in this process: the test sets the
+states of moto's own job objects, then the backend reads them over real HTTP."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+
+import pytest
+
+from addon.core.aws import AwsSettings, client
+from addon.core.aws_batch import NothingToRetryError, RetryTooEarlyError
+from addon.core.jobspec import JobSpec
+from addon.core.status import SliceProgress
+from addon.core.storage import S3Store
+from tests.conftest import free_port
+from tests.test_aws_batch_support import BUCKET, CallCounter, clients_of, create_batch_env, put_frames, write_spec
+
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
+
+
+def _post(url: str, payload: dict | None = None) -> None:
+    req = urllib.request.Request(
+        url, data=json.dumps(payload or {}).encode(), method="POST", headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        resp.read()
+
+
+@pytest.fixture(scope="module")
+def inproc_moto():
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def env(inproc_moto, monkeypatch):
+    _post(f"{inproc_moto}/moto-api/reset")
+    _post(f"{inproc_moto}/moto-api/config", {"batch": {"use_docker": False}})
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+        "AWS_ENDPOINT_URL": inproc_moto,
+    }.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    settings = AwsSettings(region=REGION, endpoint_url=inproc_moto)
+    client("s3", settings).create_bucket(Bucket=BUCKET)
+    return create_batch_env(settings)
+
+
+def moto_job(job_id: str):
+    from moto.batch.models import batch_backends
+
+    return batch_backends[ACCOUNT][REGION]._jobs[job_id]
+
+
+def set_states(parent_id: str, states: list[str], parent_state: str = "PENDING") -> None:
+    """Put the children of an array into ``states`` (child i gets states[i])."""
+    now = time.time()
+    for i, state in enumerate(states):
+        job = moto_job(f"{parent_id}:{i}")
+        job.status = state
+        job.job_stopped = state in ("SUCCEEDED", "FAILED")
+        if state in ("RUNNING", "STARTING", "SUCCEEDED", "FAILED"):
+            job.job_started_at = job.job_created_at.fromtimestamp(now - 120)
+    moto_job(parent_id).status = parent_state
+
+
+def submit(env, slices):
+    spec, spec_uri = write_spec(env.settings, slices=slices)
+    backend = env.backend(vcpus=4)
+    return spec, backend, backend.submit(spec, spec_uri)
+
+
+FIVE = [[1, 2], [3, 4], [5, 6], [7, 8], [9, 10]]
+
+
+def test_status_with_mixed_child_states_and_call_budget(env):
+    spec, backend, record = submit(env, FIVE)
+    set_states(record.jobs["render_job_id"], ["SUCCEEDED", "RUNNING", "FAILED", "RUNNABLE", "STARTING"])
+    moto_job(record.jobs["stitch_job_id"]).status = "PENDING"
+    put_frames(env.settings, spec, [1, 2, 3])
+    store = S3Store(env.settings)
+    store.put_bytes(
+        SliceProgress(index=1, frames_total=2, frames_done=1, seconds_per_frame=30.0).to_json(),
+        spec.progress_record_uri(1),
+    )
+
+    counter = CallCounter(*clients_of(backend))
+    status = backend.status(record)
+    assert status.state == "RUNNING"
+    assert status.chunk_counts == {"SUCCEEDED": 1, "RUNNING": 1, "FAILED": 1, "RUNNABLE": 1, "STARTING": 1}
+    assert status.failed_slices == [2]
+    assert status.stitch_state == "PENDING"
+    assert status.frames_done == 3 and status.frames_total == 10
+    assert status.latest_frame == 3
+    # first refresh: describe + frame listing + the failed-children listing
+    assert sorted(counter.calls) == ["DescribeJobs", "ListJobs", "ListObjectsV2"]
+    assert counter.params["ListJobs"][0]["jobStatus"] == "FAILED"
+
+    counter.reset()
+    status = backend.status(record)
+    # failed children are cached; the spare call reads the progress record of frame 3's slice
+    assert sorted(counter.calls) == ["DescribeJobs", "GetObject", "ListObjectsV2"]
+    assert status.seconds_per_frame == pytest.approx(30.0)
+    # 7 frames left over 2 active chunks at 30 s a frame
+    assert status.eta_seconds == pytest.approx(7 * 30.0 / 2)
+    assert status.elapsed_seconds >= 0
+
+
+def test_all_failed_is_failed(env):
+    _spec, backend, record = submit(env, FIVE[:3])
+    set_states(record.jobs["render_job_id"], ["SUCCEEDED", "FAILED", "FAILED"], parent_state="FAILED")
+    moto_job(record.jobs["stitch_job_id"]).status = "FAILED"
+    status = backend.status(record)
+    assert status.state == "FAILED"
+    assert status.failed_slices == [1, 2]
+    assert "retry" in status.message
+
+
+def test_cancel_terminates_running_children_and_cancels_the_rest(env):
+    _spec, backend, record = submit(env, FIVE)
+    parent = record.jobs["render_job_id"]
+    set_states(parent, ["SUCCEEDED", "RUNNING", "RUNNABLE", "STARTING", "PENDING"])
+    moto_job(record.jobs["stitch_job_id"]).status = "PENDING"
+    counter = CallCounter(*clients_of(backend))
+    backend.cancel(record)
+
+    terminated = {p["jobId"] for p in counter.params["TerminateJob"]}
+    assert {f"{parent}:1", f"{parent}:3"} <= terminated  # RUNNING and STARTING children
+    assert f"{parent}:0" not in terminated and f"{parent}:2" not in terminated
+    assert {p["jobId"] for p in counter.params["CancelJob"]} == {parent, record.jobs["stitch_job_id"]}
+    for i in (1, 3):
+        assert moto_job(f"{parent}:{i}").job_stopped_reason.startswith("Cancelled by the user")
+    assert moto_job(record.jobs["stitch_job_id"]).job_stopped_reason.startswith("Cancelled by the user")
+
+    # Batch then fails what it stopped; the record knows it was the user
+    set_states(parent, ["SUCCEEDED", "FAILED", "FAILED", "FAILED", "FAILED"], parent_state="FAILED")
+    moto_job(record.jobs["stitch_job_id"]).status = "FAILED"
+    status = backend.status(record)
+    assert status.state == "CANCELLED"
+    assert status.chunk_counts == {"SUCCEEDED": 1, "CANCELLED": 4}
+
+
+def test_retry_failed_submits_only_the_failed_slices_then_a_full_stitch(env):
+    spec, backend, record = submit(env, FIVE)
+    first_render, first_stitch = record.jobs["render_job_id"], record.jobs["stitch_job_id"]
+    set_states(first_render, ["SUCCEEDED", "SUCCEEDED", "FAILED", "SUCCEEDED", "FAILED"], parent_state="FAILED")
+    moto_job(first_stitch).status = "FAILED"
+
+    counter = CallCounter(*clients_of(backend))
+    backend.retry_failed(record)
+    render_req, stitch_req = counter.params["SubmitJob"]
+    retry_uri = render_req["containerOverrides"]["environment"][0]["value"]
+    assert retry_uri.endswith("/spec-retry-1.json") and retry_uri.rsplit("/", 1)[0] == record.spec_uri.rsplit("/", 1)[0]
+    retry_spec = JobSpec.from_json(S3Store(env.settings).get_bytes(retry_uri))
+    assert retry_spec.slices == [FIVE[2], FIVE[4]]
+    assert retry_spec.output == spec.output  # same prefixes: finished frames stay
+    assert render_req["arrayProperties"] == {"size": 2}
+    assert stitch_req["containerOverrides"]["environment"][0]["value"] == record.spec_uri  # checks every frame
+    assert stitch_req["dependsOn"] == [{"jobId": record.jobs["render_job_id"]}]
+    assert record.jobs["render_job_id"] != first_render
+    assert [h["kind"] for h in record.jobs["history"]] == ["submit", "retry"]
+    assert record.jobs["history"][1]["slices"] == [2, 4]
+
+    # the retry array SUCCEEDED at once in moto: the submission is whole again
+    put_frames(env.settings, spec, spec.frames)
+    status = backend.status(record)
+    assert status.chunk_counts == {"SUCCEEDED": 5}
+    assert status.failed_slices == []
+    assert status.state == "SUCCEEDED"
+
+    # a failure inside the retry maps back to the original slice number
+    set_states(record.jobs["render_job_id"], ["SUCCEEDED", "FAILED"], parent_state="FAILED")
+    moto_job(record.jobs["stitch_job_id"]).status = "FAILED"
+    status = backend.status(record)
+    assert status.failed_slices == [4]
+    assert status.chunk_counts == {"SUCCEEDED": 4, "FAILED": 1}
+
+
+def test_retry_refuses_while_running_or_with_nothing_failed(env):
+    _spec, backend, record = submit(env, FIVE[:2])
+    set_states(record.jobs["render_job_id"], ["RUNNING", "FAILED"])
+    with pytest.raises(RetryTooEarlyError, match="still pending or running"):
+        backend.retry_failed(record)
+    set_states(record.jobs["render_job_id"], ["SUCCEEDED", "SUCCEEDED"], parent_state="SUCCEEDED")
+    with pytest.raises(NothingToRetryError, match="nothing to retry") as exc:
+        backend.retry_failed(record)
+    assert exc.value.exit_code == 5
+
+
+def test_logs_default_to_the_first_failed_slice(env):
+    _spec, backend, record = submit(env, FIVE[:3])
+    parent = record.jobs["render_job_id"]
+    set_states(parent, ["SUCCEEDED", "FAILED", "SUCCEEDED"], parent_state="FAILED")
+    stream = moto_job(f"{parent}:1").log_stream_name
+    logs = client("logs", env.settings)
+    logs.create_log_group(logGroupName="/aws/batch/job")
+    logs.create_log_stream(logGroupName="/aws/batch/job", logStreamName=stream)
+    now = int(time.time() * 1000)
+    logs.put_log_events(
+        logGroupName="/aws/batch/job",
+        logStreamName=stream,
+        logEvents=[{"timestamp": now, "message": "Error: cannot read textures/wood.png"}],
+    )
+    assert backend.logs(record) == "Error: cannot read textures/wood.png"
