@@ -1,0 +1,417 @@
+"""``python -m worker render`` end to end: real bpy in a child process, real stores.
+
+Each test packs a scene generated with bpy into a store (moto S3 over HTTP or a file://
+folder), writes a job spec and runs the worker as a subprocess with the environment
+AWS Batch (or the local backend) sets.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import make_scene
+from helpers import make_spec
+
+from addon.core.exitcodes import CONTENT_ERROR, RETRYABLE, SUCCESS
+from addon.core.jobspec import InputManifest, JobSpec
+from addon.core.status import SliceProgress
+from addon.core.storage import join_uri, open_store, path_to_uri
+from worker.blender_process import blender_argv, describe_exit
+from worker.cpu import container_cpu_limit, parse_cfs, parse_cpu_max, render_threads
+from worker.inner_render import FRAME_TAG, format_event, frame_runs, parse_event
+from worker.job import WorkerEnv
+
+ROOT = Path(__file__).resolve().parent.parent
+BLENDER_5 = None  # filled lazily: the bpy major version of this interpreter
+
+
+def bpy_major() -> int:
+    global BLENDER_5
+    if BLENDER_5 is None:
+        out = subprocess.run(
+            [sys.executable, "-c", "import bpy; print(bpy.app.version[0])"],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        BLENDER_5 = int(out.stdout.strip().splitlines()[-1])
+    return BLENDER_5
+
+
+# --- building packed jobs -----------------------------------------------------------------
+
+
+def pack_job(
+    root: str,
+    blend: Path,
+    slices: list[list[int]],
+    *,
+    engine: str = "CYCLES",
+    device: str = "CPU",
+    image_format: str = "PNG",
+    threads: int = 1,
+    submission_id: str = "sub-worker-1",
+) -> tuple[JobSpec, str]:
+    """Upload ``blend`` content-addressed under ``root``, write a spec; returns (spec, spec URI)."""
+    data = blend.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    spec = make_spec(root, submission_id=submission_id)
+    spec.inputs = InputManifest(uri=join_uri(root, "inputs/"), files={"shots/scene.blend": digest}, main_blend="shots/scene.blend")
+    spec.slices = slices
+    spec.output.image_format = image_format
+    spec.render.engine = engine
+    spec.render.device = device
+    spec.render.threads = threads
+    spec.validate()
+    store = open_store(root)
+    store.put_bytes(data, spec.input_uri("shots/scene.blend"))
+    spec_uri = join_uri(root, f"submissions/{submission_id}/spec.json")
+    store.put_bytes(spec.to_json().encode(), spec_uri)
+    return spec, spec_uri
+
+
+def worker_env(spec_uri: str, index: int | None = None, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_BATCH_")}
+    env["JOB_SPEC_URI"] = spec_uri
+    if index is not None:
+        env["AWS_BATCH_JOB_ARRAY_INDEX"] = str(index)
+    env.update(extra)
+    return env
+
+
+def run_worker(env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "worker", "render"],
+        env=env, capture_output=True, text=True, timeout=timeout, cwd=ROOT,
+    )  # fmt: skip
+
+
+def frames_in_store(spec: JobSpec) -> dict[int, bytes]:
+    store = open_store(spec.output.frames_uri)
+    found = {}
+    for obj in store.list(spec.output.frames_uri):
+        name = obj.uri.rsplit("/", 1)[-1]
+        found[int(name[6:12])] = store.get_bytes(obj.uri)
+    return found
+
+
+def progress_record(spec: JobSpec, index: int) -> SliceProgress:
+    store = open_store(spec.output.progress_uri)
+    return SliceProgress.from_json(store.get_bytes(spec.progress_record_uri(index)))
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    return struct.unpack(">II", data[16:24])
+
+
+def rendered_frames(stderr: str) -> list[int]:
+    """Frames this run rendered and uploaded, from the worker's log."""
+    out = []
+    for line in stderr.splitlines():
+        if "worker.render: Frame " in line and " rendered in " in line:
+            out.append(int(line.split("worker.render: Frame ", 1)[1].split()[0]))
+    return sorted(out)
+
+
+@pytest.fixture(scope="module")
+def slow_scene(tmp_path_factory) -> Path:
+    """128x72 at 1000 samples: slow enough (~0.5 s a frame) to interrupt between frames."""
+    return make_scene(tmp_path_factory.mktemp("slow") / "slow.blend", "--frames", "8", "--size", "128x72",
+                      "--samples", "1000")  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def eevee_scene(tiny_scene_master, tmp_path_factory) -> Path:
+    """The tiny scene with EEVEE at 1 sample (its default 64 take ~20 s on llvmpipe)."""
+    out = tmp_path_factory.mktemp("eevee") / "eevee.blend"
+    script = (
+        "import bpy, sys\n"
+        "bpy.ops.wm.open_mainfile(filepath=sys.argv[1])\n"
+        "bpy.context.scene.eevee.taa_render_samples = 1\n"
+        "bpy.ops.wm.save_as_mainfile(filepath=sys.argv[2])\n"
+    )
+    subprocess.run([sys.executable, "-c", script, str(tiny_scene_master), str(out)], check=True,
+                   capture_output=True, timeout=120)  # fmt: skip
+    return out
+
+
+@pytest.fixture(scope="module")
+def no_camera_scene(tmp_path_factory) -> Path:
+    return make_scene(tmp_path_factory.mktemp("nocam") / "nocam.blend", "--frames", "4", "--no-camera")
+
+
+# --- pure parts -----------------------------------------------------------------------------
+
+
+def test_frame_runs_cover_every_frame_once_in_order():
+    assert frame_runs([1, 2, 3, 7, 9, 11, 12]) == [(1, 3, 1), (7, 11, 2), (12, 12, 1)]
+    assert frame_runs([5]) == [(5, 5, 1)]
+    assert frame_runs([-3, -1, 1, 2]) == [(-3, 1, 2), (2, 2, 1)]
+    for frames in ([1, 2, 3, 4], [1, 3, 4, 10, 20, 30], [0, 5, 6, 8, 100]):
+        expanded = [f for s, e, step in frame_runs(frames) for f in range(s, e + 1, step)]
+        assert expanded == frames
+
+
+def test_event_lines_round_trip_and_ignore_blender_chatter():
+    line = format_event(FRAME_TAG, {"frame": 3, "path": "/x/frame_000003.png", "seconds": 0.21})
+    assert parse_event(line) == (FRAME_TAG, {"frame": 3, "path": "/x/frame_000003.png", "seconds": 0.21})
+    assert parse_event("Fra:1 Mem:12.00M | Rendering 1 / 4 samples") is None
+    assert parse_event("ABR_FRAME not-json") is None
+    assert parse_event("ABR_OTHER {}") is None
+
+
+def test_cpu_quota_parsers_and_thread_choice(tmp_path):
+    assert parse_cpu_max("200000 100000\n") == 2
+    assert parse_cpu_max("150000 100000") == 2  # 1.5 CPUs: round up, never 0
+    assert parse_cpu_max("max 100000") is None
+    assert parse_cfs("-1", "100000") is None
+    assert parse_cfs("400000\n", "100000\n") == 4
+    (tmp_path / "cpu.max").write_text("300000 100000\n")
+    assert container_cpu_limit(tmp_path) == 3
+    assert render_threads(0, tmp_path) == 3
+    assert render_threads(5, tmp_path) == 5  # the spec wins
+    v1 = tmp_path / "v1"
+    (v1 / "cpu").mkdir(parents=True)
+    (v1 / "cpu" / "cpu.cfs_quota_us").write_text("200000")
+    (v1 / "cpu" / "cpu.cfs_period_us").write_text("100000")
+    assert container_cpu_limit(v1) == 2
+    assert render_threads(0, tmp_path / "none") == len(os.sched_getaffinity(0))
+
+
+def test_blender_argv_binary_and_module():
+    argv = blender_argv("/w/inner_render.py", blender_bin="/opt/blender/blender")
+    assert argv[:3] == ["/opt/blender/blender", "-b", "--factory-startup"]
+    assert argv[argv.index("--python") + 1] == "/w/inner_render.py"
+    assert argv[argv.index("--") + 1 :] == ["--job", "-"]
+    assert blender_argv("/w/inner_render.py", python="/venv/bin/python") == [
+        "/venv/bin/python", "/w/inner_render.py", "--job", "-",
+    ]  # fmt: skip
+    assert describe_exit(-6) == "killed by signal 6 (SIGABRT)"
+    assert describe_exit(1) == "exit status 1"
+
+
+def test_env_without_spec_uri_is_a_content_error_and_index_defaults_to_zero():
+    with pytest.raises(Exception) as err:
+        WorkerEnv.from_env({})
+    assert err.value.exit_code == CONTENT_ERROR
+    assert "JOB_SPEC_URI" in str(err.value)
+    env = WorkerEnv.from_env({"JOB_SPEC_URI": "file:///x/spec.json"})
+    assert (env.array_index, env.attempt) == (0, 1)
+    env = WorkerEnv.from_env({"JOB_SPEC_URI": "s3://b/s.json", "AWS_BATCH_JOB_ARRAY_INDEX": "7",
+                              "AWS_BATCH_JOB_ATTEMPT": "3"})  # fmt: skip
+    assert (env.array_index, env.attempt) == (7, 3)
+
+
+# --- rendering for real ---------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_slice_renders_exactly_its_frames_to_s3(s3_bucket, tiny_scene):
+    spec, spec_uri = pack_job(f"s3://{s3_bucket}/", tiny_scene, [[1, 2], [3, 4, 5], [6]])
+    proc = run_worker(worker_env(spec_uri, 1, AWS_BATCH_JOB_ATTEMPT="2"))
+    assert proc.returncode == SUCCESS, proc.stderr[-3000:]
+    frames = frames_in_store(spec)
+    assert sorted(frames) == [3, 4, 5]
+    assert all(png_size(data) == (64, 36) for data in frames.values())
+    record = progress_record(spec, 1)
+    assert (record.state, record.frames_done, record.frames_total, record.attempt) == ("SUCCEEDED", 3, 3, 2)
+    assert record.seconds_per_frame and 0 < record.seconds_per_frame < 30
+    assert record.started_at <= record.updated_at
+    assert "attempt 2" in proc.stderr
+
+
+@pytest.mark.slow
+def test_resume_renders_only_missing_frames_and_falls_back_from_gpu(tmp_path, tiny_scene):
+    root = path_to_uri(tmp_path / "bucket", directory=True)
+    spec, spec_uri = pack_job(root, tiny_scene, [[1, 2, 3, 4]], device="GPU")
+    store = open_store(root)
+    for f in (1, 3):
+        store.put_bytes(b"seeded", spec.frame_uri(f))
+    proc = run_worker(worker_env(spec_uri))  # no AWS_BATCH_JOB_ARRAY_INDEX: a plain job, index 0
+    assert proc.returncode == SUCCESS, proc.stderr[-3000:]
+    assert rendered_frames(proc.stderr) == [2, 4]
+    frames = frames_in_store(spec)
+    assert frames[1] == frames[3] == b"seeded"  # untouched
+    assert png_size(frames[2]) == png_size(frames[4]) == (64, 36)
+    assert "2 already in the store, 2 to render" in proc.stderr
+    # no GPU on this machine: CPU with a clear warning, recorded for the status display
+    assert "no CUDA/OptiX device" in proc.stderr
+    record = progress_record(spec, 0)
+    assert record.state == "SUCCEEDED" and record.frames_done == 4
+    assert "rendering on the CPU" in record.message
+    # nothing left to do: a rerun renders nothing and still succeeds
+    again = run_worker(worker_env(spec_uri, 0))
+    assert again.returncode == SUCCESS, again.stderr[-3000:]
+    assert rendered_frames(again.stderr) == []
+
+
+def _start_worker(env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "worker", "render"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+        start_new_session=True,  # its own process group, as the local backend starts it
+    )  # fmt: skip
+
+
+def _wait_for_frames(spec: JobSpec, proc: subprocess.Popen[str], count: int, timeout: float = 90) -> None:
+    folder = Path(spec.output.frames_uri[len("file://") :])
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if folder.is_dir() and len([p for p in folder.glob("frame_*.png")]) >= count:
+            return
+        if proc.poll() is not None:
+            raise AssertionError(f"worker ended early ({proc.returncode}): {proc.communicate()[1][-3000:]}")
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    raise AssertionError("no frame appeared in time")
+
+
+@pytest.mark.slow
+def test_killed_mid_slice_then_second_attempt_renders_only_the_rest(tmp_path, slow_scene):
+    root = path_to_uri(tmp_path / "bucket", directory=True)
+    spec, spec_uri = pack_job(root, slow_scene, [[1, 2, 3, 4, 5]])
+    proc = _start_worker(worker_env(spec_uri, 0))
+    _wait_for_frames(spec, proc, 1)
+    os.killpg(proc.pid, signal.SIGKILL)  # no chance to clean up: the whole group dies
+    proc.communicate(timeout=30)
+    kept = sorted(frames_in_store(spec))
+    assert 1 <= len(kept) < 5
+    # every kept frame is a whole PNG (uploads are atomic), and no temp file is listed
+    assert all(png_size(data) == (128, 72) for data in frames_in_store(spec).values())
+    second = run_worker(worker_env(spec_uri, 0, AWS_BATCH_JOB_ATTEMPT="2"))
+    assert second.returncode == SUCCESS, second.stderr[-3000:]
+    assert rendered_frames(second.stderr) == [f for f in range(1, 6) if f not in kept]
+    assert sorted(frames_in_store(spec)) == [1, 2, 3, 4, 5]
+    assert progress_record(spec, 0).attempt == 2
+
+
+@pytest.mark.slow
+def test_sigterm_uploads_finished_frames_and_exits_retryable(tmp_path, slow_scene):
+    root = path_to_uri(tmp_path / "bucket", directory=True)
+    spec, spec_uri = pack_job(root, slow_scene, [[1, 2, 3, 4, 5, 6]])
+    proc = _start_worker(worker_env(spec_uri, 0))
+    _wait_for_frames(spec, proc, 1)
+    os.killpg(proc.pid, signal.SIGTERM)  # what the local backend does to stop a slice
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == RETRYABLE, stderr[-3000:]
+    kept = frames_in_store(spec)
+    assert 1 <= len(kept) < 6
+    assert rendered_frames(stderr) == sorted(kept)  # every frame Blender finished is uploaded
+    record = progress_record(spec, 0)
+    assert record.state == "FAILED" and record.frames_done == len(kept)
+    assert "SIGTERM" in record.message and "resumes" in record.message
+    assert "retryable" in stderr.splitlines()[-1]
+
+
+@pytest.mark.slow
+def test_sigterm_to_worker_alone_stops_blender(tmp_path, slow_scene):
+    """ECS signals only the container's main process: the worker must stop Blender itself."""
+    root = path_to_uri(tmp_path / "bucket", directory=True)
+    spec, spec_uri = pack_job(root, slow_scene, [[1, 2, 3, 4, 5, 6, 7, 8]])
+    proc = _start_worker(worker_env(spec_uri, 0))
+    _wait_for_frames(spec, proc, 1)
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == RETRYABLE, stderr[-3000:]
+    assert time.monotonic() - t0 < 8  # did not wait for the remaining frames
+    assert len(frames_in_store(spec)) < 8
+
+
+@pytest.mark.slow
+def test_bad_spec_version_is_a_content_error(tmp_path, tiny_scene):
+    root = path_to_uri(tmp_path / "bucket", directory=True)
+    spec, spec_uri = pack_job(root, tiny_scene, [[1]])
+    data = json.loads(spec.to_json())
+    data["schema_version"] = 99
+    open_store(root).put_bytes(json.dumps(data).encode(), spec_uri)
+    proc = run_worker(worker_env(spec_uri, 0))
+    assert proc.returncode == CONTENT_ERROR
+    last = proc.stderr.strip().splitlines()[-1]
+    assert "schema version 99 is newer than this worker understands" in last
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+def test_corrupt_blend_is_a_content_error(tmp_path):
+    bad = tmp_path / "broken.blend"
+    bad.write_bytes(b"BLENDER-v502RENDR" + os.urandom(4000))
+    root = path_to_uri(tmp_path / "bucket", directory=True)
+    spec, spec_uri = pack_job(root, bad, [[1]])
+    proc = run_worker(worker_env(spec_uri, 0))
+    assert proc.returncode == CONTENT_ERROR, proc.stderr[-3000:]
+    assert "cannot open the .blend file" in proc.stderr.strip().splitlines()[-1]
+    record = progress_record(spec, 0)
+    assert record.state == "FAILED" and "corrupt" in record.message
+
+
+@pytest.mark.slow
+def test_scene_without_camera_is_a_content_error(tmp_path, no_camera_scene):
+    root = path_to_uri(tmp_path / "bucket", directory=True)
+    spec, spec_uri = pack_job(root, no_camera_scene, [[1, 2]])
+    proc = run_worker(worker_env(spec_uri, 0))
+    assert proc.returncode == CONTENT_ERROR, proc.stderr[-3000:]
+    assert "has no active camera" in proc.stderr.strip().splitlines()[-1]
+    assert frames_in_store(spec) == {}
+
+
+@pytest.mark.slow
+def test_missing_input_object_is_a_content_error(tmp_path, tiny_scene):
+    root = path_to_uri(tmp_path / "bucket", directory=True)
+    spec, spec_uri = pack_job(root, tiny_scene, [[1]])
+    os.unlink(spec.input_uri("shots/scene.blend")[len("file://") :])
+    proc = run_worker(worker_env(spec_uri, 0))
+    assert proc.returncode == CONTENT_ERROR, proc.stderr[-3000:]
+    assert "Packed input 'shots/scene.blend' is missing" in proc.stderr
+
+
+@pytest.mark.slow
+def test_blender_crash_is_retryable_and_reports_its_last_lines(tmp_path, tiny_scene):
+    """A Blender that aborts (as with a missing GL driver): exit 75 with its last output."""
+    fake = tmp_path / "crashing-blender"
+    fake.write_text("#!/bin/sh\necho 'Fra:1 Mem:10M | Syncing Cube'\necho 'EGL: no display found' \nkill -ABRT $$\n")
+    fake.chmod(0o755)
+    root = path_to_uri(tmp_path / "bucket", directory=True)
+    spec, spec_uri = pack_job(root, tiny_scene, [[1, 2]])
+    proc = run_worker(worker_env(spec_uri, 0, BLENDER_BIN=str(fake)))
+    assert proc.returncode == RETRYABLE, proc.stderr[-3000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert "SIGABRT" in last and "EGL: no display found" in last
+    assert "Syncing Cube" in proc.stderr  # the tail is logged
+    assert "--factory-startup" in proc.stderr  # it ran the binary's argv
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("engine", ["EEVEE", "BLENDER_WORKBENCH"])
+def test_eevee_and_workbench_render_a_frame(tmp_path, request, engine):
+    scene = request.getfixturevalue("tiny_scene")
+    if engine == "EEVEE":
+        scene = request.getfixturevalue("eevee_scene")
+        # give the *other* Blender generation's id: the worker maps it
+        engine = "BLENDER_EEVEE_NEXT" if bpy_major() >= 5 else "BLENDER_EEVEE"
+    root = path_to_uri(tmp_path / "bucket", directory=True)
+    spec, spec_uri = pack_job(root, scene, [[2]], engine=engine, threads=0)
+    proc = run_worker(worker_env(spec_uri, 0))
+    assert proc.returncode == SUCCESS, proc.stderr[-3000:]
+    frames = frames_in_store(spec)
+    assert list(frames) == [2]
+    assert png_size(frames[2]) == (64, 36)
+
+
+@pytest.mark.slow
+def test_exr_output(tmp_path, tiny_scene):
+    root = path_to_uri(tmp_path / "bucket", directory=True)
+    spec, spec_uri = pack_job(root, tiny_scene, [[1]], image_format="OPEN_EXR")
+    proc = run_worker(worker_env(spec_uri, 0))
+    assert proc.returncode == SUCCESS, proc.stderr[-3000:]
+    data = open_store(root).get_bytes(spec.frame_uri(1))
+    assert spec.frame_uri(1).endswith("frame_000001.exr")
+    assert data[:4] == b"\x76\x2f\x31\x01"  # OpenEXR magic

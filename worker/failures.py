@@ -1,0 +1,47 @@
+"""The worker's purpose-named errors, each carrying the exit code Batch's retry rules read.
+
+``CONTENT_ERROR`` (65) means retrying the same input cannot help: a bad spec, a corrupt
+.blend, no camera, missing frames for stitch. ``RETRYABLE`` (75) means another attempt
+may succeed and will resume: an interruption, storage or network trouble, a Blender crash.
+"""
+
+from __future__ import annotations
+
+from addon.core.errors import AwsBatchRenderError
+from addon.core.exitcodes import CONTENT_ERROR, RETRYABLE
+
+
+class WorkerContentError(AwsBatchRenderError):
+    """The job's content is wrong; retrying cannot fix it."""
+
+    exit_code = CONTENT_ERROR
+
+
+class WorkerRetryableError(AwsBatchRenderError):
+    """A failure another attempt may not meet (and resumes after)."""
+
+    exit_code = RETRYABLE
+
+
+class InterruptedBySignal(WorkerRetryableError):
+    """SIGTERM (the Spot two-minute warning) or SIGINT arrived; finished work was kept."""
+
+
+class BlenderCrashed(WorkerRetryableError):
+    """Blender exited abnormally (a signal, a crash, an unexpected exit status)."""
+
+
+class SceneContentError(WorkerContentError):
+    """The .blend cannot be rendered as asked: corrupt, no camera, no such scene."""
+
+
+class FramesMissingError(WorkerContentError):
+    """Stitch found frames the spec expects missing from the output store."""
+
+
+class VideoSettingsError(WorkerContentError):
+    """The spec's video settings cannot be encoded with this image's ffmpeg."""
+
+
+class EncodeFailed(WorkerRetryableError):
+    """ffmpeg failed on frames that were all present."""

@@ -1,0 +1,295 @@
+"""``python -m worker render``: render this array child's slice of frames, resumably.
+
+Order of work, chosen so the slow parts overlap: start Blender at once (its ``import bpy``
+runs while we read the spec), read the spec, list the frames already in the output store
+(a retry resumes), fetch the packed inputs, send Blender the job, and upload each frame
+as soon as Blender reports it written. A per-slice progress record (frames done, seconds
+per frame) is rewritten after every frame for the status display's ETA.
+
+Threading: the main thread reads Blender's output; a small pool uploads frames and
+writes progress records (serialised by a lock). Nothing here imports bpy. On SIGTERM (the
+Spot two-minute warning) the handler stops Blender; the main thread then finishes the
+uploads of frames already written, writes the record and exits with ``RETRYABLE``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import tempfile
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from addon.core.errors import AwsBatchRenderError, StorageError
+from addon.core.exitcodes import CONTENT_ERROR, RETRYABLE, SUCCESS
+from addon.core.frames import describe_frames
+from addon.core.jobspec import JobSpec
+from addon.core.status import SliceProgress, frames_done_from_listing
+from addon.core.storage import Store, open_store
+
+from .blender_process import BlenderProcess, BlenderResult, blender_argv_from_env, describe_exit
+from .cpu import render_threads
+from .failures import (
+    BlenderCrashed,
+    InterruptedBySignal,
+    SceneContentError,
+    WorkerRetryableError,
+)
+from .inputs import fetch_inputs
+from .job import WorkerEnv, load_spec, slice_frames
+
+log = logging.getLogger(__name__)
+
+UPLOAD_THREADS = 4
+
+
+class StoreCache:
+    """One store per URI scheme, so one S3 client serves spec, inputs, frames and records."""
+
+    def __init__(self) -> None:
+        self._stores: dict[str, Store] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, uri: str) -> Store:
+        scheme = uri.split(":", 1)[0]
+        with self._lock:
+            if scheme not in self._stores:
+                self._stores[scheme] = open_store(uri)
+            return self._stores[scheme]
+
+
+class ProgressRecorder:
+    """Keeps the slice's progress record in the store current; callable from any thread."""
+
+    def __init__(self, spec: JobSpec, index: int, frames: list[int], attempt: int, store: Store) -> None:
+        self.spec = spec
+        self.index = index
+        self.frames = set(frames)
+        self.attempt = attempt
+        self.store = store
+        self.done: set[int] = set()
+        self.seconds: list[float] = []
+        self.started_at = time.time()
+        self._lock = threading.Lock()
+
+    def add_existing(self, frames: set[int]) -> None:
+        with self._lock:
+            self.done |= frames & self.frames
+
+    def frame_uploaded(self, frame: int, seconds: float) -> None:
+        with self._lock:
+            self.done.add(frame)
+            self.seconds.append(seconds)
+        self.write("RUNNING")
+
+    def write(self, state: str, message: str = "") -> None:
+        with self._lock:  # serialised, so an older record never lands after a newer one
+            record = SliceProgress(
+                index=self.index,
+                frames_total=len(self.frames),
+                frames_done=len(self.done),
+                seconds_per_frame=(sum(self.seconds) / len(self.seconds)) if self.seconds else None,
+                attempt=self.attempt,
+                state=state,
+                updated_at=time.time(),
+                started_at=self.started_at,
+                message=message,
+            )
+            try:
+                self.store.put_bytes(record.to_json(), self.spec.progress_record_uri(self.index))
+            except StorageError as exc:
+                # The record only feeds the ETA: never fail a render for it.
+                log.warning("Could not write the progress record: %s", exc)
+
+    @property
+    def missing(self) -> list[int]:
+        with self._lock:
+            return sorted(self.frames - self.done)
+
+
+class SliceRender:
+    """One run of ``worker render`` for one slice."""
+
+    def __init__(self, env: WorkerEnv) -> None:
+        self.env = env
+        self.stores = StoreCache()
+        self.blender: BlenderProcess | None = None
+        self.signal_name = ""
+        self.progress: ProgressRecorder | None = None
+        self.upload_error: Exception | None = None
+        self._uploads: list[Future[None]] = []
+
+    # --- signals -----------------------------------------------------------------------
+    def on_signal(self, signum: int, _frame: Any) -> None:
+        self.signal_name = signal.Signals(signum).name
+        log.warning("%s received: stopping Blender, keeping the frames already written", self.signal_name)
+        if self.blender is not None:
+            self.blender.stop()
+
+    def check_interrupted(self) -> None:
+        if self.signal_name:
+            raise InterruptedBySignal(
+                f"Interrupted by {self.signal_name} before rendering finished; "
+                f"{self._done_text()} another attempt resumes from there."
+            )
+
+    def _done_text(self) -> str:
+        if self.progress is None:
+            return "no frame was rendered;"
+        return f"{len(self.progress.done)} of {len(self.progress.frames)} frame(s) are in the store;"
+
+    # --- the run -------------------------------------------------------------------------
+    def run(self) -> int:
+        log.info(
+            "worker render: spec %s, array index %d, attempt %d",
+            self.env.spec_uri, self.env.array_index, self.env.attempt,
+        )  # fmt: skip
+        # Start Blender first: importing bpy takes a while and overlaps the fetching below.
+        self.blender = BlenderProcess(blender_argv_from_env())
+        scratch = Path(tempfile.mkdtemp(prefix="abr-render-", dir=self.env.scratch or None))
+        try:
+            return self._run(scratch)
+        except AwsBatchRenderError as exc:
+            if self.progress is not None:
+                self.progress.write("FAILED", str(exc))
+            raise
+        finally:
+            self.blender.kill()
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    def _run(self, scratch: Path) -> int:
+        assert self.blender is not None
+        spec, _ = load_spec(self.env.spec_uri)
+        frames = slice_frames(spec, self.env.array_index)
+        frame_store = self.stores(spec.output.frames_uri)
+        self.progress = ProgressRecorder(
+            spec, self.env.array_index, frames, self.env.attempt, self.stores(spec.output.progress_uri)
+        )
+        existing = self._frames_in_store(spec, frame_store, frames)
+        self.progress.add_existing(existing)
+        todo = [f for f in frames if f not in existing]
+        log.info(
+            "Slice %d: frames %s; %d already in the store, %d to render",
+            self.env.array_index, describe_frames(frames), len(existing), len(todo),
+        )  # fmt: skip
+        if not todo:
+            self.blender.send_job(None)
+            self.progress.write("SUCCEEDED", "all frames were already rendered")
+            return SUCCESS
+        self.progress.write("RUNNING")
+        self.check_interrupted()
+        blend = fetch_inputs(spec, self.stores(spec.inputs.uri), scratch / "pack")
+        self.check_interrupted()
+        out_dir = scratch / "frames"
+        out_dir.mkdir()
+        threads = render_threads(spec.render.threads)
+        self.blender.send_job(
+            {
+                "blend": str(blend),
+                "scene": spec.render.scene,
+                "engine": spec.render.engine,
+                "device": spec.render.device,
+                "threads": threads,
+                "image_format": spec.output.image_format,
+                "out_dir": str(out_dir),
+                "frames": todo,
+            }
+        )
+        result = self._render_and_upload(spec, frame_store, set(todo))
+        return self._finish(result)
+
+    def _frames_in_store(self, spec: JobSpec, store: Store, frames: list[int]) -> set[int]:
+        try:
+            listing = [o.uri for o in store.list(spec.output.frames_uri) if o.size > 0]
+        except StorageError as exc:
+            raise WorkerRetryableError(f"Cannot list the frames already rendered: {exc}") from None
+        done, _, _ = frames_done_from_listing(listing, frames)
+        return done
+
+    def _render_and_upload(self, spec: JobSpec, store: Store, todo: set[int]) -> BlenderResult:
+        assert self.blender is not None and self.progress is not None
+        progress = self.progress
+
+        def upload(frame: int, path: str, seconds: float) -> None:
+            if self.upload_error is not None:
+                return
+            try:
+                store.put_file(path, spec.frame_uri(frame))
+            except Exception as exc:  # StorageError, or an OSError reading the frame
+                self.upload_error = exc
+                log.error("Upload of frame %d failed: %s", frame, exc)
+                if self.blender is not None:
+                    self.blender.stop()
+                return
+            _unlink(path)
+            progress.frame_uploaded(frame, seconds)
+            log.info("Frame %d rendered in %.2f s, uploaded", frame, seconds)
+
+        with ThreadPoolExecutor(max_workers=UPLOAD_THREADS, thread_name_prefix="upload") as pool:
+            for written in self.blender.events():
+                if written.frame not in todo:
+                    log.warning("Blender reported frame %d, which this slice did not ask for", written.frame)
+                    continue
+                self._uploads.append(pool.submit(upload, written.frame, written.path, written.seconds))
+            result = self.blender.wait()
+            # leaving the block waits for every upload in flight: frames written are kept
+        return result
+
+    def _finish(self, result: BlenderResult) -> int:
+        assert self.progress is not None
+        progress = self.progress
+        if self.upload_error is not None:
+            raise WorkerRetryableError(f"Uploading frames failed: {self.upload_error}")
+        self.check_interrupted()
+        if result.content_error:
+            raise SceneContentError(result.content_error)
+        if result.returncode != 0:
+            tail = "\n".join(result.tail)
+            log.error("Blender's last %d lines:\n%s", len(result.tail), tail)
+            raise BlenderCrashed(
+                f"Blender {describe_exit(result.returncode)} during the render; "
+                f"{self._done_text()} another attempt resumes. Last line: "
+                f"{result.tail[-1] if result.tail else '(no output)'}"
+            )
+        missing = progress.missing
+        if missing:
+            raise BlenderCrashed(
+                f"Blender finished without writing frame(s) {describe_frames(missing)}; "
+                "another attempt renders them."
+            )
+        message = "; ".join(result.warnings)
+        progress.write("SUCCEEDED", message)
+        log.info("Slice %d done: %d frame(s)", progress.index, len(progress.frames))
+        return SUCCESS
+
+
+def run_render(env: WorkerEnv | None = None) -> int:
+    """Entry point of ``worker render``: returns the exit code (see worker/README.md)."""
+    env = env or WorkerEnv.from_env()
+    job = SliceRender(env)
+    previous = {s: signal.signal(s, job.on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        return job.run()
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def exit_code_for(exc: BaseException) -> int:
+    if isinstance(exc, AwsBatchRenderError) and exc.exit_code in (CONTENT_ERROR, RETRYABLE):
+        return exc.exit_code
+    if isinstance(exc, AwsBatchRenderError):
+        return CONTENT_ERROR if exc.exit_code == 2 else RETRYABLE
+    return RETRYABLE
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass

@@ -1,0 +1,2 @@
+def run_stitch() -> int:
+    raise NotImplementedError
