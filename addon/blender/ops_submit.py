@@ -1,0 +1,226 @@
+"""Render on AWS Batch: check the scene, save a copy of it as it is in memory, and hand
+the packing, upload and submit to a background thread.
+
+The user's document is never changed: the copy is written with
+``save_as_mainfile(copy=True)`` into a temp folder, so the file on disk, its bytes and
+its unsaved-changes flag stay as they were. The thread (``tasks.submit``) never touches
+bpy; progress comes back through the status timer.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import bpy
+
+from ..core.errors import AwsBatchRenderError
+from . import background as bg
+from . import config, status_timer, tasks
+from .snapshot import snapshot_scene
+
+log = logging.getLogger(__name__)
+
+OFFLINE_MESSAGE = (
+    "Online access is off, so nothing was sent to AWS. Turn on Preferences › System › Network › "
+    "Allow Online Access (or start Blender with --online-mode), or render on 'This Computer'."
+)
+
+
+class SceneCheckError(AwsBatchRenderError):
+    """The scene cannot be rendered as it is."""
+
+    exit_code = 2
+
+
+def build_options(scene: Any, p: Any) -> Any:
+    """SubmitOptions from the scene's AWS Batch settings and the preferences' defaults."""
+    from ..core.submit import SubmitOptions
+
+    s = scene.awsbatch
+    return SubmitOptions(
+        frames=s.frames.strip() if s.use_frames_override else "",
+        chunk_size=s.chunk_size or (p.default_chunk_size if p is not None else 10),
+        image_format=s.image_format,
+        video=s.video,
+        video_codec="" if s.video_codec == "SCENE" else s.video_codec,
+        video_quality=s.video_quality,
+        device="" if s.device == "SCENE" else s.device,
+        allow_missing=s.allow_missing,
+    )
+
+
+def check_scene(snapshot: Any, options: Any) -> list[str]:
+    """Raise :class:`SceneCheckError` for what stops a render; return notes for the rest."""
+    from ..core.frames import parse_frames
+
+    notes: list[str] = []
+    if not snapshot.has_camera:
+        raise SceneCheckError(
+            f"Scene '{snapshot.scene}' has no camera: add one (or bind one to a marker) and set it "
+            "as the scene camera."
+        )
+    if options.frames:
+        frames = parse_frames(options.frames, snapshot.frame_step)
+    else:
+        frames = list(range(snapshot.frame_start, snapshot.frame_end + 1, max(1, snapshot.frame_step)))
+    if not frames:
+        raise SceneCheckError(
+            f"The frame range {snapshot.frame_start}-{snapshot.frame_end} is empty: set End to at "
+            "least Start in the Output properties."
+        )
+    if snapshot.missing_files:
+        listed = ", ".join(snapshot.missing_files[:5]) + (" …" if len(snapshot.missing_files) > 5 else "")
+        if not options.allow_missing:
+            raise SceneCheckError(
+                f"{len(snapshot.missing_files)} referenced file(s) are missing: {listed}. Fix the paths "
+                "(File › External Data › Find Missing Files) or tick 'Allow Missing Files'."
+            )
+        notes.append(f"Submitting without {len(snapshot.missing_files)} missing file(s): {listed}")
+    if snapshot.is_movie:
+        notes.append(
+            "The scene outputs a movie: it is rendered as frames and stitched into a video "
+            f"({snapshot.ffmpeg_codec or 'H.264'})."
+        )
+    return notes
+
+
+def save_copy(temp_dir: str) -> str:
+    """Save the in-memory state to ``temp_dir``; the user's file and dirty flag stay as they are."""
+    name = os.path.basename(bpy.data.filepath) or "untitled.blend"
+    path = os.path.join(temp_dir, name)
+    bpy.ops.wm.save_as_mainfile(filepath=path, copy=True, relative_remap=True, check_existing=False)
+    if not os.path.isfile(path):
+        raise SceneCheckError(f"Could not save a copy of the scene to {path}: check free disk space.")
+    return path
+
+
+class AWSBATCH_OT_submit(bpy.types.Operator):
+    """Render this scene on AWS Batch (or this computer): pack, upload and submit in the background"""
+
+    bl_idname = "awsbatch.submit"
+    bl_label = "Render on AWS Batch"
+    bl_options = {"REGISTER"}  # noqa: RUF012 (Blender reads a set)
+
+    _timer: Any = None
+
+    @classmethod
+    def poll(cls, context: Any) -> bool:
+        if context.scene is None:
+            cls.poll_message_set("No scene to render")
+            return False
+        if bg.busy("submit"):
+            cls.poll_message_set("A submission is being uploaded; wait for it or cancel it")
+            return False
+        return True
+
+    def execute(self, context: Any) -> set[str]:
+        scene = context.scene
+        p = config.prefs(context)
+        target = config.target(scene, context)
+        rt = context.window_manager.awsbatch
+        rt.submit_error = ""
+        if target.backend == "aws" and not bpy.app.online_access:
+            rt.submit_error = OFFLINE_MESSAGE
+            self.report({"ERROR"}, OFFLINE_MESSAGE)
+            return {"CANCELLED"}
+        try:
+            target.require_complete()
+            options = build_options(scene, p)
+            snapshot = snapshot_scene(scene, blend_path=bpy.data.filepath, is_dirty=bpy.data.is_dirty)
+            notes = check_scene(snapshot, options)
+        except AwsBatchRenderError as exc:
+            rt.submit_error = str(exc)
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        for note in notes:
+            self.report({"WARNING"} if "missing" in note else {"INFO"}, note)
+        temp_dir = config.submit_temp_dir()
+        try:
+            blend_copy = save_copy(temp_dir)
+        except (AwsBatchRenderError, RuntimeError) as exc:
+            import shutil
+
+            shutil.rmtree(temp_dir, ignore_errors=True)
+            rt.submit_error = str(exc)
+            self.report({"ERROR"}, f"Could not save a copy of the scene: {exc}")
+            return {"CANCELLED"}
+        rt.submitting = True
+        rt.submit_phase = "pack"
+        rt.submit_fraction = 0.0
+        rt.submit_message = "Packing the scene and its files…"
+        context.window_manager.progress_begin(0, 100)
+        bg.start(
+            "submit", "submit", tasks.submit, blend_copy, snapshot, options, target, config.records_dir(), temp_dir
+        )
+        status_timer.ensure_running()
+        where = "this computer" if target.backend == "local" else "AWS Batch"
+        self.report({"INFO"}, f"Submitting {snapshot.scene} to {where} in the background")
+        return {"FINISHED"}
+
+    def invoke(self, context: Any, event: Any) -> set[str]:
+        result = self.execute(context)
+        if "FINISHED" not in result:
+            return result
+        # Esc while the upload runs cancels it; the work itself stays in the thread.
+        self._timer = context.window_manager.event_timer_add(0.25, window=context.window)
+        context.window_manager.modal_handler_add(self)
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context: Any, event: Any) -> set[str]:
+        if event.type == "ESC":
+            cancel_submission()
+            self.report({"WARNING"}, "Submission cancelled")
+            return self._finish(context, {"CANCELLED"})
+        if not bg.busy("submit"):
+            return self._finish(context, {"FINISHED"})
+        return {"PASS_THROUGH"}
+
+    def _finish(self, context: Any, result: set[str]) -> set[str]:
+        if self._timer is not None:
+            context.window_manager.event_timer_remove(self._timer)
+            self._timer = None
+        return result
+
+
+def cancel_submission() -> bool:
+    event = bg.cancel_event("submit")
+    if event is None or not bg.busy("submit"):
+        return False
+    event.set()
+    return True
+
+
+class AWSBATCH_OT_cancel_submit(bpy.types.Operator):
+    """Stop the upload in progress; nothing is submitted"""
+
+    bl_idname = "awsbatch.cancel_submit"
+    bl_label = "Cancel Upload"
+    bl_options = {"REGISTER"}  # noqa: RUF012 (Blender reads a set)
+
+    @classmethod
+    def poll(cls, context: Any) -> bool:
+        if not bg.busy("submit"):
+            cls.poll_message_set("No upload is running")
+            return False
+        return True
+
+    def execute(self, context: Any) -> set[str]:
+        cancel_submission()
+        context.window_manager.awsbatch.submit_message = "Cancelling…"
+        self.report({"INFO"}, "Cancelling the upload")
+        return {"FINISHED"}
+
+
+CLASSES = (AWSBATCH_OT_submit, AWSBATCH_OT_cancel_submit)
+
+
+def register() -> None:
+    for cls in CLASSES:
+        bpy.utils.register_class(cls)
+
+
+def unregister() -> None:
+    for cls in reversed(CLASSES):
+        bpy.utils.unregister_class(cls)
