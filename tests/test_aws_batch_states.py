@@ -214,3 +214,34 @@ def test_logs_default_to_the_first_failed_slice(env):
         logEvents=[{"timestamp": now, "message": "Error: cannot read textures/wood.png"}],
     )
     assert backend.logs(record) == "Error: cannot read textures/wood.png"
+
+
+def test_access_denied_names_the_missing_permission(env, monkeypatch):
+    """moto's IAM enforcement (in this process): a user allowed to read Batch and S3 but
+    not to submit."""
+    from moto import settings as moto_settings
+    from moto.core.authorization import ActionAuthenticatorMixin
+    from moto.iam.models import iam_backends
+
+    from addon.core.aws_errors import AwsAccessDeniedError
+
+    iam = iam_backends[ACCOUNT]["global"]
+    iam.create_user(region_name=REGION, user_name="artist", path="/", tags=[])
+    policy = {
+        "Version": "2012-10-17",
+        # moto names Batch actions in lower case (real IAM matches case-insensitively)
+        "Statement": [{"Effect": "Allow", "Action": ["batch:describe*", "s3:*"], "Resource": "*"}],
+    }
+    iam.put_user_policy("artist", "read-only-batch", json.dumps(policy))
+    key = iam.create_access_key("artist")
+    spec, spec_uri = write_spec(env.settings)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", key.access_key_id)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key.secret_access_key)
+    monkeypatch.setattr(moto_settings, "INITIAL_NO_AUTH_ACTION_COUNT", 0)
+    monkeypatch.setattr(ActionAuthenticatorMixin, "request_count", 0)
+    backend = env.backend()
+    with pytest.raises(AwsAccessDeniedError) as exc:
+        backend.submit(spec, spec_uri)
+    assert exc.value.permission.lower() == "batch:submitjob"
+    assert "access denied" in str(exc.value) and "batch:submitjob" in str(exc.value).lower()
+    assert exc.value.exit_code == AwsAccessDeniedError.exit_code
