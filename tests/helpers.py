@@ -44,3 +44,50 @@ def make_spec(root: str = "file:///tmp/abr-test/", **overrides) -> JobSpec:
     for key, value in overrides.items():
         setattr(spec, key, value)
     return spec
+
+
+def stage_submission(
+    root_dir,
+    blend,
+    slices,
+    *,
+    submission_id: str = "sub-local-1",
+    video: bool = True,
+    threads: int = 1,
+    fps: int = 24,
+    size: tuple[int, int] = (64, 36),
+    engine: str = "CYCLES",
+):
+    """Pack ``blend`` by hand into a file:// store at ``root_dir`` (content-addressed input,
+    spec under submissions/<id>/), as the submission pipeline would; returns (spec, spec_uri)."""
+    import hashlib
+    from pathlib import Path
+
+    from addon.core.storage import FileStore, path_to_uri
+
+    root = path_to_uri(Path(root_dir), directory=True)
+    data = Path(blend).read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    store = FileStore()
+    store.put_bytes(data, join_uri(root, f"inputs/{digest}"))
+    base = join_uri(root, f"submissions/{submission_id}/")
+    spec = JobSpec(
+        submission_id=submission_id,
+        created_at=utc_now_iso(),
+        blender_version="5.2.3",
+        tool_version="0.1.0",
+        inputs=InputManifest(uri=join_uri(root, "inputs/"), files={"scene.blend": digest}, main_blend="scene.blend"),
+        slices=[list(s) for s in slices],
+        output=OutputSpec(
+            frames_uri=base + "frames/",
+            progress_uri=base + "progress/",
+            video_uri=base + "video/",
+            video=VideoSettings(fps_num=fps, fps_den=1, width=size[0], height=size[1], name="tiny") if video else None,
+        ),
+        render=RenderSettings(engine=engine, device="CPU", threads=threads, width=size[0], height=size[1]),
+        source_name=Path(blend).name,
+    )
+    spec.validate()
+    spec_uri = base + "spec.json"
+    store.put_bytes(spec.to_json().encode(), spec_uri)
+    return spec, spec_uri

@@ -1,0 +1,372 @@
+"""The local backend: the same job graph as on AWS Batch, on this computer.
+
+Storage is a folder (``file://``). :meth:`LocalBackend.submit` starts a *detached*
+supervisor process (:mod:`local_supervisor`, its own session) that runs the render
+slices as parallel ``python -m worker render`` processes with the same contract as on
+Batch (``JOB_SPEC_URI``, ``AWS_BATCH_JOB_ARRAY_INDEX``, ``AWS_BATCH_JOB_ATTEMPT``),
+retries failed slices, then runs ``python -m worker stitch``. The supervisor keeps its
+state in ``<submission>/local/state.json``, so closing Blender or the CLI does not stop
+the render and a new status reader picks it up from disk.
+
+Nothing here touches bpy; status reads are cheap file reads and one folder listing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .backend import SubmissionRecord
+from .errors import AwsBatchRenderError
+from .jobspec import JobSpec
+from .status import JobStatus, SliceProgress, frames_done_from_listing, summarize
+from .storage import FileStore, parse_uri, path_to_uri
+
+log = logging.getLogger(__name__)
+
+STATE_FILE = "state.json"
+PID_FILE = "supervisor.pid"
+
+
+class LocalBackendError(AwsBatchRenderError):
+    exit_code = 5
+
+
+def default_store_uri() -> str:
+    """``file://`` root of the local backend's store (inputs and submissions)."""
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return path_to_uri(Path(base) / "aws-batch-render" / "local-store", directory=True)
+
+
+def default_concurrency(threads_per_slice: int) -> int:
+    """Slices at once: this computer's cores divided by the threads each slice uses."""
+    cores = os.cpu_count() or 1
+    return max(1, cores // max(1, threads_per_slice or cores))
+
+
+@dataclass
+class TaskState:
+    """One render slice (or the stitch) as the supervisor sees it."""
+
+    index: int
+    state: str = "PENDING"  # PENDING, RUNNING, SUCCEEDED, FAILED, CANCELLED
+    attempts: int = 0
+    pid: int = 0
+    exit_code: int | None = None
+    started_at: float = 0.0
+    stopped_at: float = 0.0
+    log: str = ""  # log file of the latest attempt
+
+
+@dataclass
+class SupervisorState:
+    submission_id: str
+    spec_uri: str
+    concurrency: int
+    max_attempts: int
+    state: str = "SUBMITTED"  # SUBMITTED, RUNNING, SUCCEEDED, FAILED, CANCELLED
+    started_at: float = 0.0
+    stopped_at: float = 0.0
+    slices: list[TaskState] = field(default_factory=list)
+    stitch: TaskState | None = None
+    message: str = ""
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=1)
+
+    @classmethod
+    def from_json(cls, text: str) -> SupervisorState:
+        raw = json.loads(text)
+        raw["slices"] = [TaskState(**s) for s in raw.get("slices", [])]
+        raw["stitch"] = TaskState(**raw["stitch"]) if raw.get("stitch") else None
+        return cls(**raw)
+
+
+def state_dir_for(spec_uri: str) -> Path:
+    parsed = parse_uri(spec_uri)
+    if parsed.scheme != "file":
+        raise LocalBackendError(
+            f"The local backend renders from a folder on this computer, but the spec is at {spec_uri}; "
+            "submit with a file:// store (the default for --backend local)."
+        )
+    return parsed.path.parent / "local"
+
+
+def read_state(state_dir: Path) -> SupervisorState:
+    path = Path(state_dir) / STATE_FILE
+    try:
+        return SupervisorState.from_json(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise LocalBackendError(
+            f"No local render state at {path}: the submission folder was moved or deleted."
+        ) from None
+
+
+def supervisor_pid(state_dir: Path) -> int:
+    try:
+        return int((Path(state_dir) / PID_FILE).read_text(encoding="utf-8").strip() or 0)
+    except (OSError, ValueError):
+        return 0
+
+
+def write_state(state_dir: Path, state: SupervisorState) -> None:
+    FileStore().put_bytes(state.to_json().encode(), path_to_uri(Path(state_dir) / STATE_FILE))
+
+
+def process_env() -> dict[str, str]:
+    """Environment for the supervisor and workers: this package must be importable there."""
+    env = dict(os.environ)
+    package_parent = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH", "")) if p)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
+def pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child of ours counts as gone.
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+class LocalBackend:
+    name = "local"
+
+    def __init__(
+        self,
+        concurrency: int | None = None,
+        max_attempts: int = 3,
+        python: str | None = None,
+    ) -> None:
+        if concurrency is not None and concurrency < 1:
+            raise LocalBackendError("Concurrency must be 1 slice at a time or more.")
+        if not 1 <= max_attempts <= 10:
+            raise LocalBackendError("Attempts per slice must be between 1 and 10.")
+        self.concurrency = concurrency
+        self.max_attempts = max_attempts
+        self.python = python or sys.executable
+        self._specs: dict[str, JobSpec] = {}
+
+    # --- Backend protocol ------------------------------------------------------------
+    def submit(self, spec: JobSpec, spec_uri: str, source_blend: str = "") -> SubmissionRecord:
+        state_dir = state_dir_for(spec_uri)
+        if not FileStore().exists(spec_uri):
+            raise LocalBackendError(
+                f"No job spec at {spec_uri}: write the spec there first (prepare_submission does), "
+                "or check the path."
+            )
+        concurrency = self.concurrency or default_concurrency(spec.render.threads)
+        state = SupervisorState(
+            submission_id=spec.submission_id,
+            spec_uri=spec_uri,
+            concurrency=concurrency,
+            max_attempts=self.max_attempts,
+            slices=[TaskState(index=i) for i in range(len(spec.slices))],
+            stitch=TaskState(index=0) if spec.output.video else None,
+            started_at=time.time(),
+        )
+        state_dir.mkdir(parents=True, exist_ok=True)
+        write_state(state_dir, state)
+        self._start_supervisor(state_dir)
+        return SubmissionRecord(
+            submission_id=spec.submission_id,
+            backend=self.name,
+            spec_uri=spec_uri,
+            created_at=spec.created_at,
+            source_blend=source_blend,
+            frames_total=len(spec.frames),
+            slice_count=len(spec.slices),
+            jobs={"state_dir": str(state_dir), "history": []},
+            settings={"concurrency": str(concurrency), "max_attempts": str(self.max_attempts)},
+        )
+
+    def status(self, record: SubmissionRecord) -> JobStatus:
+        spec = self._spec(record)
+        state = read_state(Path(record.jobs["state_dir"]))
+        store = FileStore()
+        done, latest, latest_uri = frames_done_from_listing(
+            (o.uri for o in store.list(spec.output.frames_uri)), spec.frames
+        )
+        records = []
+        for obj in store.list(spec.output.progress_uri):
+            try:
+                records.append(SliceProgress.from_json(store.get_bytes(obj.uri)))
+            except (ValueError, TypeError, OSError):
+                continue  # being rewritten or foreign: skip this refresh
+        pid = supervisor_pid(Path(record.jobs["state_dir"]))
+        supervisor_gone = state.state not in ("SUCCEEDED", "FAILED", "CANCELLED") and not pid_alive(pid)
+        counts: dict[str, int] = {}
+        failed = []
+        for task in state.slices:
+            s = task.state
+            if supervisor_gone and s in ("RUNNING", "PENDING"):
+                s = "FAILED"
+            s = {"PENDING": "RUNNABLE"}.get(s, s)
+            counts[s] = counts.get(s, 0) + 1
+            if s == "FAILED":
+                failed.append(task.index)
+        stitch_state = ""
+        if state.stitch is not None:
+            stitch_state = {"PENDING": "PENDING"}.get(state.stitch.state, state.stitch.state)
+            if supervisor_gone and stitch_state in ("RUNNING", "PENDING"):
+                stitch_state = "FAILED"
+        end = state.stopped_at or time.time()
+        cpu_seconds = sum(
+            ((t.stopped_at or (time.time() if t.state == "RUNNING" else t.started_at)) - t.started_at)
+            for t in state.slices
+            if t.started_at
+        )
+        threads = spec.render.threads or (os.cpu_count() or 1)
+        video = spec.video_file_uri() if spec.output.video and store.exists(spec.video_file_uri()) else ""
+        message = state.message
+        if supervisor_gone:
+            message = "The local supervisor stopped unexpectedly; 'retry' renders the missing frames."
+        if state.state == "CANCELLED":
+            counts = {"CANCELLED": len(state.slices)} if not counts.get("SUCCEEDED") else counts
+            stitch_state = "CANCELLED" if state.stitch else ""
+        return summarize(
+            submission_id=record.submission_id,
+            backend=self.name,
+            frames_total=len(spec.frames),
+            chunk_counts=counts,
+            stitch_state=stitch_state,
+            frames_done=len(done),
+            records=records,
+            elapsed_seconds=max(0.0, end - state.started_at),
+            latest_frame=latest,
+            latest_frame_uri=latest_uri,
+            failed_slices=failed,
+            video_uri=video,
+            vcpu_hours=cpu_seconds * threads / 3600.0,
+            message=message,
+        )
+
+    def cancel(self, record: SubmissionRecord, timeout: float = 20.0) -> None:
+        state_dir = Path(record.jobs["state_dir"])
+        pid = supervisor_pid(state_dir)
+        if pid_alive(pid):
+            _signal_group(pid, signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            while pid_alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if pid_alive(pid):
+                _signal_group(pid, signal.SIGKILL)
+        # Whatever the supervisor managed, make sure no worker is left behind.
+        state = read_state(state_dir)
+        for task in [*state.slices, *([state.stitch] if state.stitch else [])]:
+            if task.pid and pid_alive(task.pid):
+                _signal_group(task.pid, signal.SIGKILL)
+            if task.state in ("PENDING", "RUNNING"):
+                task.state = "CANCELLED"
+        if state.state not in ("SUCCEEDED", "FAILED"):
+            state.state = "CANCELLED"
+            state.stopped_at = state.stopped_at or time.time()
+        write_state(state_dir, state)
+
+    def retry_failed(self, record: SubmissionRecord) -> SubmissionRecord:
+        state_dir = Path(record.jobs["state_dir"])
+        state = read_state(state_dir)
+        if pid_alive(supervisor_pid(state_dir)):
+            raise LocalBackendError(
+                "This submission is still running; its supervisor already retries failed slices "
+                f"(up to {state.max_attempts} attempts each). Cancel it first to restart it."
+            )
+        again = [t.index for t in state.slices if t.state != "SUCCEEDED"]
+        for task in state.slices:
+            if task.state != "SUCCEEDED":
+                task.state, task.attempts, task.exit_code = "PENDING", 0, None
+        if state.stitch is not None:
+            state.stitch = TaskState(index=0)
+        state.state, state.message, state.stopped_at = "SUBMITTED", "", 0.0
+        write_state(state_dir, state)
+        self._start_supervisor(state_dir)
+        record.jobs.setdefault("history", []).append({"retried_slices": again, "at": time.time()})
+        return record
+
+    def logs(self, record: SubmissionRecord, slice_index: int | None = None, lines: int = 100) -> str:
+        state = read_state(Path(record.jobs["state_dir"]))
+        if slice_index is None:
+            failed = [t for t in state.slices if t.state == "FAILED"]
+            task = failed[0] if failed else (state.slices[0] if state.slices else None)
+        elif slice_index == -1 and state.stitch is not None:
+            task = state.stitch
+        else:
+            if not 0 <= slice_index < len(state.slices):
+                raise LocalBackendError(
+                    f"Slice {slice_index} does not exist: this submission has slices 0..{len(state.slices) - 1}."
+                )
+            task = state.slices[slice_index]
+        if task is None or not task.log or not Path(task.log).is_file():
+            return ""
+        text = Path(task.log).read_text(encoding="utf-8", errors="replace")
+        return "\n".join(text.splitlines()[-lines:])
+
+    # --- helpers ---------------------------------------------------------------------
+    def _spec(self, record: SubmissionRecord) -> JobSpec:
+        if record.submission_id not in self._specs:
+            self._specs[record.submission_id] = JobSpec.from_json(FileStore().get_bytes(record.spec_uri))
+        return self._specs[record.submission_id]
+
+    def _start_supervisor(self, state_dir: Path) -> int:
+        log_path = state_dir / "supervisor.log"
+        with open(log_path, "ab") as log_fh:
+            proc = subprocess.Popen(
+                [self.python, "-m", "addon.core.local_supervisor", str(state_dir)],
+                stdin=subprocess.DEVNULL,
+                stdout=log_fh,
+                stderr=subprocess.STDOUT,
+                env=process_env(),
+                start_new_session=True,  # survives its submitter; cancel signals this group
+                close_fds=True,
+            )
+        # The supervisor owns state.json; its pid goes beside it, so status never sees pid 0.
+        (state_dir / PID_FILE).write_text(str(proc.pid), encoding="utf-8")
+        _reap_later(proc)
+        return proc.pid
+
+
+def wait(backend: LocalBackend, record: SubmissionRecord, timeout: float = 600.0, poll: float = 0.5) -> JobStatus:
+    """Block until the submission finishes (tests and the demo)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status = backend.status(record)
+        if status.finished:
+            return status
+        if time.monotonic() > deadline:
+            raise LocalBackendError(f"Submission {record.submission_id} did not finish within {timeout:.0f} s.")
+        time.sleep(poll)
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        try:
+            os.kill(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def _reap_later(proc: subprocess.Popen[Any]) -> None:
+    """Collect the supervisor's exit status when it ends, so it never lingers as a zombie."""
+    import threading
+
+    threading.Thread(target=proc.wait, name="abr-reap-supervisor", daemon=True).start()
