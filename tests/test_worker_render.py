@@ -63,7 +63,9 @@ def pack_job(
     data = blend.read_bytes()
     digest = hashlib.sha256(data).hexdigest()
     spec = make_spec(root, submission_id=submission_id)
-    spec.inputs = InputManifest(uri=join_uri(root, "inputs/"), files={"shots/scene.blend": digest}, main_blend="shots/scene.blend")
+    spec.inputs = InputManifest(
+        uri=join_uri(root, "inputs/"), files={"shots/scene.blend": digest}, main_blend="shots/scene.blend"
+    )
     spec.slices = slices
     spec.output.image_format = image_format
     spec.render.engine = engine
@@ -380,7 +382,7 @@ def test_blender_crash_is_retryable_and_reports_its_last_lines(tmp_path, tiny_sc
     fake.write_text("#!/bin/sh\necho 'Fra:1 Mem:10M | Syncing Cube'\necho 'EGL: no display found' \nkill -ABRT $$\n")
     fake.chmod(0o755)
     root = path_to_uri(tmp_path / "bucket", directory=True)
-    spec, spec_uri = pack_job(root, tiny_scene, [[1, 2]])
+    _, spec_uri = pack_job(root, tiny_scene, [[1, 2]])
     proc = run_worker(worker_env(spec_uri, 0, BLENDER_BIN=str(fake)))
     assert proc.returncode == RETRYABLE, proc.stderr[-3000:]
     last = proc.stderr.strip().splitlines()[-1]

@@ -1,2 +1,184 @@
-def run_stitch() -> int:
-    raise NotImplementedError
+"""``python -m worker stitch``: check every frame exists, encode the video and a poster.
+
+Runs once after every render slice succeeded (the stitch job depends on the array). It
+lists the frames once, fails naming the missing ones (unless the spec allows a partial
+video), fetches the frames concurrently into a temp folder under sequential names (so
+frame steps and gaps stitch in order), runs one ffmpeg, and uploads the video and the
+poster. Uploads are atomic, so re-running stitch is safe: it rewrites the same outputs.
+
+Threading: a small pool downloads frames; it touches only the store and the temp folder.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from addon.core.errors import StorageError
+from addon.core.exitcodes import SUCCESS
+from addon.core.frames import describe_frames
+from addon.core.jobspec import JobSpec, frame_from_name
+from addon.core.storage import Store, open_store, parse_uri
+
+from .failures import FramesMissingError, InterruptedBySignal, VideoSettingsError, WorkerRetryableError
+from .ffmpeg import EncodeRequest, build_encode_argv, check_settings, find_ffmpeg, has_filters, run_ffmpeg
+from .job import WorkerEnv, load_spec
+
+log = logging.getLogger(__name__)
+
+DOWNLOAD_THREADS = 8
+
+
+def missing_frames(expected: list[int], present: set[int]) -> list[int]:
+    return sorted(set(expected) - present)
+
+
+def local_layout(frames: list[int]) -> tuple[int, list[int]]:
+    """Start number and the local number of each frame for ffmpeg's image2 sequence.
+
+    Contiguous frames from 0 up keep their numbers (``-start_number`` = the first frame);
+    frames with steps or gaps, or negative numbers, are renumbered 0..n-1 in order.
+    """
+    if frames and frames[0] >= 0 and frames == list(range(frames[0], frames[0] + len(frames))):
+        return frames[0], list(frames)
+    return 0, list(range(len(frames)))
+
+
+def list_present(spec: JobSpec, store: Store) -> dict[int, str]:
+    wanted = set(spec.frames)
+    found: dict[int, str] = {}
+    try:
+        for obj in store.list(spec.output.frames_uri):
+            frame = frame_from_name(obj.uri)
+            if frame in wanted and obj.uri == spec.frame_uri(frame) and obj.size > 0:
+                found[frame] = obj.uri
+    except StorageError as exc:
+        raise WorkerRetryableError(f"Cannot list the rendered frames: {exc}") from None
+    return found
+
+
+def fetch_frames(store: Store, uris: list[str], dests: list[Path]) -> None:
+    """Download frames concurrently; a file:// store's frames are linked, not copied."""
+
+    def fetch(pair: tuple[str, Path]) -> None:
+        uri, dest = pair
+        parsed = parse_uri(uri)
+        if parsed.scheme == "file":
+            try:
+                os.symlink(parsed.path, dest)
+                return
+            except OSError:
+                pass
+        try:
+            store.get_file(uri, dest)
+        except StorageError as exc:
+            raise WorkerRetryableError(f"Cannot download frame {uri}: {exc}") from None
+
+    with ThreadPoolExecutor(max_workers=DOWNLOAD_THREADS, thread_name_prefix="frames") as pool:
+        list(pool.map(fetch, zip(uris, dests)))
+
+
+def stitch(spec: JobSpec, scratch: Path) -> str:
+    """Encode and upload; returns the video's URI."""
+    video = spec.output.video
+    assert video is not None
+    check_settings(video.codec, video.container, video.audio.codec if video.audio else None)
+    store = open_store(spec.output.frames_uri)
+    present = list_present(spec, store)
+    expected = spec.frames
+    missing = missing_frames(expected, set(present))
+    if missing:
+        text = f"{len(missing)} of {len(expected)} frame(s) are missing from {spec.output.frames_uri}: " + (
+            describe_frames(missing)
+        )
+        if not present:
+            raise FramesMissingError(f"No frames to stitch: {text}.")
+        if not video.allow_partial:
+            raise FramesMissingError(
+                f"{text}. Retry the failed slices, or allow a partial video to stitch what exists."
+            )
+        log.warning("Partial video (allowed by the spec): %s", text)
+    ffmpeg = find_ffmpeg()
+    exr = spec.output.image_format == "OPEN_EXR"
+    if exr and not has_filters(("zscale", "tonemap"), ffmpeg):
+        raise VideoSettingsError(
+            "EXR frames need tone mapping before video encoding, and this worker's ffmpeg has no "
+            "zscale/tonemap filters: render PNG frames for the video, or use an ffmpeg built with zimg."
+        )
+    frames = sorted(present)
+    start, numbers = local_layout(frames)
+    ext = spec.output.extension
+    frame_dir = scratch / "frames"
+    frame_dir.mkdir()
+    dests = [frame_dir / f"f{n:06d}.{ext}" for n in numbers]
+    fetch_frames(store, [present[f] for f in frames], dests)
+    audio_path = ""
+    if video.audio is not None:
+        audio_path = str(scratch / "audio" / Path(video.audio.path).name)
+        try:
+            open_store(spec.inputs.uri).get_file(spec.input_uri(video.audio.path), audio_path)
+        except StorageError as exc:
+            raise WorkerRetryableError(f"Cannot download the audio track {video.audio.path!r}: {exc}") from None
+    out_dir = scratch / "out"
+    out_dir.mkdir()
+    request = EncodeRequest(
+        pattern=str(frame_dir / f"f%06d.{ext}"),
+        start_number=start,
+        frame_count=len(frames),
+        fps_num=video.fps_num,
+        fps_den=video.fps_den,
+        output=str(out_dir / f"video.{video.container}"),
+        codec=video.codec,
+        container=video.container,
+        quality=video.quality,
+        exr=exr,
+        width=video.width,
+        height=video.height,
+        poster=str(out_dir / "poster.jpg"),
+        audio=audio_path,
+        audio_codec=video.audio.codec if video.audio else "aac",
+        audio_bitrate_kbps=video.audio.bitrate_kbps if video.audio else 192,
+    )
+    run_ffmpeg(build_encode_argv(request, ffmpeg))
+    out_store = open_store(spec.output.video_uri)
+    try:
+        out_store.put_file(request.output, spec.video_file_uri())
+        out_store.put_file(request.poster, spec.poster_uri())
+    except StorageError as exc:
+        raise WorkerRetryableError(f"Uploading the video failed: {exc}") from None
+    size = os.path.getsize(request.output)
+    log.info(
+        "Stitched %d frame(s) at %d/%d fps into %s (%.1f MB), poster %s",
+        len(frames), video.fps_num, video.fps_den, spec.video_file_uri(), size / 1e6, spec.poster_uri(),
+    )  # fmt: skip
+    return spec.video_file_uri()
+
+
+def _on_signal(signum: int, _frame: Any) -> None:
+    # Raised in the main thread: run_ffmpeg's cleanup stops ffmpeg; nothing half-uploaded stays.
+    raise InterruptedBySignal(f"Stitch interrupted by {signal.Signals(signum).name}; run it again.")
+
+
+def run_stitch(env: WorkerEnv | None = None) -> int:
+    """Entry point of ``worker stitch``: returns the exit code (see worker/README.md)."""
+    env = env or WorkerEnv.from_env()
+    log.info("worker stitch: spec %s, attempt %d", env.spec_uri, env.attempt)
+    spec, _ = load_spec(env.spec_uri)
+    if spec.output.video is None:
+        log.info("The spec asks for no video: nothing to stitch.")
+        return SUCCESS
+    previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    scratch = Path(tempfile.mkdtemp(prefix="abr-stitch-", dir=env.scratch or None))
+    try:
+        stitch(spec, scratch)
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        shutil.rmtree(scratch, ignore_errors=True)
+    return SUCCESS
