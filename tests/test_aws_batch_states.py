@@ -245,3 +245,19 @@ def test_access_denied_names_the_missing_permission(env, monkeypatch):
     assert exc.value.permission.lower() == "batch:submitjob"
     assert "access denied" in str(exc.value) and "batch:submitjob" in str(exc.value).lower()
     assert exc.value.exit_code == AwsAccessDeniedError.exit_code
+
+
+def test_cli_watch_ends_with_failure_exit_and_names_the_fix(env, tmp_path, capsys):
+    from addon.cli import main
+    from addon.cli.jobs import WATCH_NOT_SUCCEEDED
+    from addon.core.records import RecordStore
+
+    _spec, _backend, record = submit(env, FIVE[:2])
+    set_states(record.jobs["render_job_id"], ["SUCCEEDED", "FAILED"], parent_state="FAILED")
+    moto_job(record.jobs["stitch_job_id"]).status = "FAILED"
+    RecordStore(tmp_path).save(record)
+    code = main(["status", record.submission_id, "--watch", "--interval", "0.05", "--records", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert code == WATCH_NOT_SUCCEEDED
+    assert "| FAILED" in out.splitlines()[0]
+    assert f"aws-batch-render retry {record.submission_id}" in out

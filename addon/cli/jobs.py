@@ -1,9 +1,461 @@
-"""submit, status, cancel, retry, logs, download, list (implemented with issue 4)."""
+"""submit, status, cancel, retry, logs, download, list: render and follow submissions.
+
+    aws-batch-render submit shot.blend --stack render --frames 1-250 --chunk 10
+    aws-batch-render submit shot.blend --backend local
+    aws-batch-render status ID --watch
+    aws-batch-render cancel ID | retry ID | logs ID [--slice N] | download ID [--dest DIR]
+    aws-batch-render list
+
+Submission records live in the user's data folder (``RecordStore``); any unique prefix
+of an id works. The work is in :mod:`addon.core`; this module parses arguments and
+prints (CLI output is the one place ``print`` is right).
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import math
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+from ..core.aws import AwsSettings
+from ..core.backend import SubmissionRecord
+from ..core.backends import BackendConfigError, backend_for_record, make_backend
+from ..core.jobspec import IMAGE_FORMATS, JobSpec
+from ..core.records import RecordStore
+from ..core.status import ACTIVE_STATES, PENDING_STATES, JobStatus, format_duration
+
+#: exit status of ``status --watch`` (and ``submit --watch``) when the render ends FAILED or CANCELLED
+WATCH_NOT_SUCCEEDED = 8
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    pass
+    p = sub.add_parser(
+        "submit",
+        help="render a .blend on AWS Batch (or this computer with --backend local)",
+        description="Read the scene's settings with Blender, pack the file with everything it uses, "
+        "upload what the store lacks, write the job spec and start the render and stitch jobs.",
+    )
+    p.add_argument("blend", type=Path, metavar="FILE.blend", help="the scene to render")
+    p.add_argument("--frames", default="", help="frames to render, e.g. '1-250' or '1-10,20,30-40x2' "
+                   "(default: the scene's range and step)")
+    p.add_argument("--chunk", type=_positive_int, default=10, metavar="N", help="frames per chunk (default 10)")
+    p.add_argument("--backend", choices=("aws", "local"), default="aws", help="where to render (default aws)")
+    p.add_argument("--scene", default="", help="scene to render (default: the file's active scene)")
+    p.add_argument("--stack", metavar="NAME", help="read bucket, queue and job definitions from this stack")
+    p.add_argument("--bucket", help="S3 bucket for inputs and results")
+    p.add_argument("--queue", help="AWS Batch job queue (name or ARN)")
+    p.add_argument("--gpu-queue", default="", help="job queue for --device GPU (default: the stack's)")
+    p.add_argument("--job-definition", help="render job definition (name, name:revision or ARN)")
+    p.add_argument("--stitch-job-definition", help="stitch job definition")
+    p.add_argument("--log-group", default="", help="CloudWatch log group of the jobs (default /aws/batch/job)")
+    p.add_argument("--image-format", choices=sorted(IMAGE_FORMATS), default="PNG", help="frame format")
+    p.add_argument("--no-video", action="store_true", help="render frames only, no stitched video")
+    p.add_argument("--device", choices=("CPU", "GPU"), default="", help="Cycles device (default: the scene's)")
+    p.add_argument("--allow-missing", action="store_true", help="submit even if files the scene uses are missing")
+    p.add_argument("--vcpus", type=_positive_int, help="vCPUs per chunk (default: the job definition's)")
+    p.add_argument("--memory", type=_positive_int, metavar="MIB", help="memory per chunk in MiB")
+    p.add_argument("--timeout", type=_positive_int, default=3600, metavar="SECONDS",
+                   help="time limit of one chunk attempt (default 3600)")
+    p.add_argument("--attempts", type=_positive_int, default=3, help="attempts per chunk, 1-10 (default 3)")
+    p.add_argument("--concurrency", type=_positive_int, help="local backend: chunks at once")
+    p.add_argument("--store", default="", metavar="URI", help="local backend: file:/// store root")
+    p.add_argument("--watch", action="store_true", help="follow the render until it ends")
+    _aws_args(p)
+    _records_arg(p)
+    p.set_defaults(func=cmd_submit)
+
+    p = sub.add_parser("status", help="show a submission's progress",
+                       description="Frames done, chunks per state, ETA and the latest frame.")
+    p.add_argument("id", help="submission id (a unique prefix is enough)")
+    p.add_argument("--watch", action="store_true", help="refresh until the render ends (exit 0 when it "
+                   f"succeeded, {WATCH_NOT_SUCCEEDED} when it failed or was cancelled)")
+    p.add_argument("--interval", type=float, default=5.0, help="seconds between refreshes (default 5)")
+    p.add_argument("--json", action="store_true", help="print the status as JSON")
+    _records_arg(p)
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("cancel", help="stop a submission: pending chunks are cancelled, running ones terminated")
+    p.add_argument("id")
+    _records_arg(p)
+    p.set_defaults(func=cmd_cancel)
+
+    p = sub.add_parser("retry", help="render the failed chunks again, then stitch (finished frames stay)")
+    p.add_argument("id")
+    _records_arg(p)
+    p.set_defaults(func=cmd_retry)
+
+    p = sub.add_parser("logs", help="show the log of a chunk (the first failed one by default)")
+    p.add_argument("id")
+    p.add_argument("--slice", type=int, default=None, metavar="N", help="chunk number (0-based)")
+    p.add_argument("--lines", type=_positive_int, default=100, help="lines from the end (default 100)")
+    _records_arg(p)
+    p.set_defaults(func=cmd_logs)
+
+    p = sub.add_parser("download", help="fetch the video and frames to a folder (skips files already there)")
+    p.add_argument("id")
+    p.add_argument("--dest", type=Path, help="folder (default: ./<submission id>)")
+    what = p.add_mutually_exclusive_group()
+    what.add_argument("--frames", action="store_true", help="only the frames")
+    what.add_argument("--video", action="store_true", help="only the video")
+    _records_arg(p)
+    p.set_defaults(func=cmd_download)
+
+    p = sub.add_parser("list", help="list recorded submissions, newest first")
+    p.add_argument("--blend", type=Path, help="only those of this .blend")
+    _records_arg(p)
+    p.set_defaults(func=cmd_list)
+
+
+# --- argument helpers --------------------------------------------------------------------
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be 1 or more")
+    return value
+
+
+def _aws_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--profile", default="", help="AWS profile (default: the environment's)")
+    p.add_argument("--region", default="", help="AWS region (default: the profile's, or the stack's)")
+    p.add_argument("--endpoint-url", default="", help=argparse.SUPPRESS)  # tests and private endpoints
+
+
+def _records_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--records", type=Path, default=None, metavar="DIR",
+                   help="folder of submission records (default: the user's data folder)")
+
+
+def _records(args: argparse.Namespace) -> RecordStore:
+    return RecordStore(args.records)
+
+
+def _err(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+# --- submit ------------------------------------------------------------------------------
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    from ..core.scene_reader import read_scene
+    from ..core.submit import SubmitOptions, prepare_submission
+
+    blend = args.blend.expanduser().resolve()
+    settings = AwsSettings(profile=args.profile, region=args.region, endpoint_url=args.endpoint_url)
+    backend, root_uri, settings = _backend_for_submit(args, settings)
+
+    _err(f"Reading the scene settings of {blend.name} with Blender…")
+    snapshot = read_scene(blend, args.scene)
+    options = SubmitOptions(
+        frames=args.frames,
+        chunk_size=args.chunk,
+        image_format=args.image_format,
+        video=not args.no_video,
+        device=args.device,
+        allow_missing=args.allow_missing,
+    )
+    progress = _SubmitProgress(sys.stderr)
+    spec, spec_uri, report = prepare_submission(
+        blend, snapshot, options, root_uri, settings if args.backend == "aws" else None, progress
+    )
+    progress.close()
+    if report.missing:
+        _err(f"warning: {len(report.missing)} missing file(s) were left out: " + ", ".join(report.missing[:5]))
+    if report.outside_project:
+        _err(f"note: {len(report.outside_project)} file(s) outside the project folder were packed too")
+    record = backend.submit(spec, spec_uri, source_blend=str(blend))
+    _records(args).save(record)
+    print(
+        f"Submitted {record.submission_id} ({args.backend}): {record.frames_total} frame(s) in "
+        f"{record.slice_count} chunk(s); uploaded {report.files_uploaded} file(s), "
+        f"{_size(report.bytes_uploaded)} of {_size(report.bytes_total)}."
+    )
+    print(f"Follow it with: aws-batch-render status {record.submission_id} --watch")
+    if args.watch:
+        return _watch(backend, record, _records(args), interval=5.0, out=sys.stdout)
+    return 0
+
+
+def _backend_for_submit(args: argparse.Namespace, settings: AwsSettings) -> tuple[Any, str, AwsSettings]:
+    if args.backend == "local":
+        from ..core.local_backend import default_store_uri
+
+        cfg = {"concurrency": args.concurrency, "max_attempts": args.attempts}
+        return make_backend("local", **{k: v for k, v in cfg.items() if v}), args.store or default_store_uri(), settings
+    bucket, queue, gpu_queue = args.bucket, args.queue, args.gpu_queue
+    render_def, stitch_def, log_group = args.job_definition, args.stitch_job_definition, args.log_group
+    if args.stack:
+        from ..core.stack import read_stack_outputs
+
+        outputs = read_stack_outputs(args.stack, settings)
+        if not settings.region and outputs.region:
+            settings = AwsSettings(profile=settings.profile, region=outputs.region, endpoint_url=settings.endpoint_url)
+        bucket = bucket or outputs.bucket
+        queue = queue or outputs.job_queue
+        gpu_queue = gpu_queue or outputs.gpu_job_queue
+        render_def = render_def or outputs.render_job_definition
+        stitch_def = stitch_def or outputs.stitch_job_definition
+        log_group = log_group or outputs.log_group
+    if not bucket:
+        raise BackendConfigError("The AWS backend needs --bucket (or --stack NAME to read it from the stack).")
+    backend = make_backend(
+        "aws",
+        settings=settings,
+        job_queue=queue,
+        render_job_definition=render_def,
+        stitch_job_definition=stitch_def,
+        gpu_job_queue=gpu_queue,
+        log_group=log_group or "/aws/batch/job",
+        vcpus=args.vcpus,
+        memory_mib=args.memory,
+        timeout_seconds=args.timeout,
+        attempts=args.attempts,
+    )
+    # A disabled queue or a missing job definition fails now, not after the upload.
+    backend.check_resources(gpu_queue if args.device == "GPU" and gpu_queue else queue)
+    backend.preflight = False
+    return backend, f"s3://{bucket}/", settings
+
+
+class _SubmitProgress:
+    """Packing/upload progress on stderr: one rewritten line on a terminal, phases otherwise."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.tty = out.isatty()
+        self.phase = ""
+        self.dirty = False
+
+    def __call__(self, p: Any) -> None:
+        if self.tty:
+            pct = f" {100 * p.done // p.total}%" if p.total else ""
+            text = f"{p.phase}{pct} {p.message}"[: _width() - 1]
+            self.out.write("\r" + text.ljust(_width() - 1))
+            self.out.flush()
+            self.dirty = True
+        elif p.phase != self.phase:
+            self.out.write(f"{p.phase}: {p.message}\n")
+            self.out.flush()
+        self.phase = p.phase
+
+    def close(self) -> None:
+        if self.dirty:
+            self.out.write("\n")
+            self.out.flush()
+
+
+# --- follow --------------------------------------------------------------------------------
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    store = _records(args)
+    record = store.load(args.id)
+    backend = backend_for_record(record)
+    if args.watch:
+        return _watch(backend, record, store, interval=max(0.05, args.interval), out=sys.stdout, as_json=args.json)
+    status = _refresh(backend, record, store)
+    if args.json:
+        print(json.dumps(status.to_dict(), indent=1, sort_keys=True))
+    else:
+        print(format_status(status))
+    return 0
+
+
+def _refresh(backend: Any, record: SubmissionRecord, store: RecordStore) -> JobStatus:
+    status = backend.status(record)
+    record.last_status = status.to_dict()
+    store.save(record)
+    return status
+
+
+def _watch(
+    backend: Any, record: SubmissionRecord, store: RecordStore, *, interval: float, out: TextIO, as_json: bool = False
+) -> int:
+    """Refresh until the submission ends: a live bar on a terminal, a line per change otherwise."""
+    tty = out.isatty() and not as_json
+    last = ""
+    while True:
+        status = _refresh(backend, record, store)
+        if as_json:
+            line = json.dumps(status.to_dict(), sort_keys=True)
+        else:
+            line = progress_line(status, width=_width() if tty else 0)
+        if tty:
+            out.write("\r" + line.ljust(_width() - 1)[: _width() - 1])
+            out.flush()
+        elif line != last:
+            out.write(line + "\n")
+            out.flush()
+        last = line
+        if status.finished:
+            break
+        time.sleep(interval)
+    if tty:
+        out.write("\n")
+    if not as_json:
+        out.write(format_status(status) + "\n")
+    out.flush()
+    return 0 if status.state == "SUCCEEDED" else WATCH_NOT_SUCCEEDED
+
+
+def progress_line(status: JobStatus, width: int = 0) -> str:
+    """``[#####-----] 37/240 frames 15% | run 3 wait 9 ok 20 fail 1 | ETA 4m 10s | RUNNING``.
+
+    ``width`` 0 gives a line without the bar (for logs and pipes).
+    """
+    c = status.chunk_counts
+    chunks = []
+    for label, states in (
+        ("run", ACTIVE_STATES),
+        ("wait", PENDING_STATES),
+        ("ok", ("SUCCEEDED",)),
+        ("fail", ("FAILED",)),
+        ("cancelled", ("CANCELLED",)),
+    ):
+        n = sum(c.get(s, 0) for s in states)
+        if n:
+            chunks.append(f"{label} {n}")
+    pct = math.floor(100 * status.fraction)
+    tail = (
+        f"{status.frames_done}/{status.frames_total} frames {pct}% | chunks {' '.join(chunks) or '-'} | "
+        f"ETA {format_duration(status.eta_seconds)} | {status.state}"
+    )
+    if status.stitch_state and status.state in ("STITCHING",):
+        tail += f" (stitch {status.stitch_state})"
+    if width <= 0:
+        return f"{status.submission_id}: {tail}"
+    bar_width = max(10, min(40, width - len(tail) - 4))
+    filled = int(bar_width * status.fraction)
+    return f"[{'#' * filled}{'-' * (bar_width - filled)}] {tail}"
+
+
+def format_status(status: JobStatus) -> str:
+    lines = [
+        f"{status.submission_id} ({status.backend}): {status.state}",
+        f"  frames   {status.frames_done}/{status.frames_total} ({math.floor(100 * status.fraction)}%)",
+        "  chunks   " + (", ".join(f"{n} {s.lower()}" for s, n in sorted(status.chunk_counts.items())) or "-"),
+    ]
+    if status.stitch_state:
+        lines.append(f"  stitch   {status.stitch_state.lower()}")
+    lines.append(
+        f"  elapsed  {format_duration(status.elapsed_seconds)}   ETA {format_duration(status.eta_seconds)}"
+        + (f"   {status.seconds_per_frame:.1f} s/frame" if status.seconds_per_frame else "")
+    )
+    if status.vcpu_hours:
+        lines.append(f"  vCPU-h   {status.vcpu_hours:.2f} (approximate)")
+    if status.latest_frame is not None:
+        lines.append(f"  latest   frame {status.latest_frame}: {status.latest_frame_uri}")
+    if status.failed_slices:
+        shown = ", ".join(map(str, status.failed_slices[:20])) + (" …" if len(status.failed_slices) > 20 else "")
+        lines.append(f"  failed   chunk(s) {shown}: 'aws-batch-render logs {status.submission_id}' shows why, "
+                     f"'aws-batch-render retry {status.submission_id}' renders them again")
+    if status.video_uri:
+        lines.append(f"  video    {status.video_uri}")
+    if status.message:
+        lines.append(f"  note     {status.message}")
+    return "\n".join(lines)
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    store = _records(args)
+    record = store.load(args.id)
+    backend_for_record(record).cancel(record)
+    store.save(record)
+    print(f"Cancelled {record.submission_id}: pending chunks are cancelled, running ones terminated "
+          "(finished frames stay).")
+    return 0
+
+
+def cmd_retry(args: argparse.Namespace) -> int:
+    store = _records(args)
+    record = store.load(args.id)
+    record = backend_for_record(record).retry_failed(record)
+    store.save(record)
+    history = record.jobs.get("history") or []
+    slices = history[-1].get("slices") if history and isinstance(history[-1], dict) else None
+    what = f"{len(slices)} failed chunk(s)" if slices else "the failed chunks"
+    print(f"Retrying {what} of {record.submission_id}, then stitching again. "
+          f"Follow it with: aws-batch-render status {record.submission_id} --watch")
+    return 0
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    record = _records(args).load(args.id)
+    text = backend_for_record(record).logs(record, slice_index=args.slice, lines=args.lines)
+    print(text)
+    return 0
+
+
+def cmd_download(args: argparse.Namespace) -> int:
+    from ..core.download import download_submission
+    from ..core.storage import open_store
+
+    record = _records(args).load(args.id)
+    s = record.settings or {}
+    settings = AwsSettings(
+        profile=s.get("profile", ""), region=s.get("region", ""), endpoint_url=s.get("endpoint_url", "")
+    )
+    store = open_store(record.spec_uri, settings)
+    spec = JobSpec.from_json(store.get_bytes(record.spec_uri))
+    dest = args.dest or Path.cwd() / record.submission_id
+    want_frames = not args.video
+    want_video = not args.frames
+    report = download_submission(spec, dest, frames=want_frames, video=want_video, store=store)
+    print(
+        f"Downloaded {len(report.downloaded)} file(s) ({_size(report.bytes_downloaded)}) to {dest}; "
+        f"{len(report.skipped)} already there."
+    )
+    if report.video is not None:
+        print(f"Video: {report.video}")
+    elif want_video:
+        print("No video yet (the stitch job has not finished, or the submission renders frames only).")
+    if want_frames and report.frames_missing:
+        print(f"{len(report.frames_missing)} frame(s) are not rendered yet.")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    blend = str(args.blend.expanduser().resolve()) if args.blend else None
+    rows = _records(args).list(source_blend=blend)
+    if not rows:
+        print("No submissions recorded yet ('aws-batch-render submit FILE.blend' starts one).")
+        return 0
+    header = ("ID", "BACKEND", "CREATED", "FRAMES", "STATE", "BLEND")
+    table = [header] + [
+        (
+            r.submission_id,
+            r.backend,
+            r.created_at.replace("+00:00", "Z"),
+            str(r.frames_total),
+            str((r.last_status or {}).get("state", "-")),
+            os.path.basename(r.source_blend) or "-",
+        )
+        for r in rows
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    for row in table:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    return 0
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
+
+
+def _width() -> int:
+    return shutil.get_terminal_size((100, 24)).columns
