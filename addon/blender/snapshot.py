@@ -51,7 +51,7 @@ def snapshot_scene(scene: Any, blend_path: str = "", is_dirty: bool = False) -> 
         frame_end=scene.frame_end,
         frame_step=scene.frame_step,
         fps=render.fps,
-        fps_base=float(render.fps_base),
+        fps_base=round(float(render.fps_base), 6),  # a float32 in Blender: 1.001 reads 1.00100004
         resolution_x=render.resolution_x,
         resolution_y=render.resolution_y,
         resolution_percentage=render.resolution_percentage,

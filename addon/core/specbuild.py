@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from fractions import Fraction
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
@@ -79,6 +80,12 @@ def scene_frames(snapshot: SceneSnapshot, frames: str = "") -> list[int]:
     return frame_range(snapshot.frame_start, snapshot.frame_end, snapshot.frame_step)
 
 
+def frame_rate(snapshot: SceneSnapshot) -> Fraction:
+    """``fps / fps_base`` exactly: 30/1.001 is 30000/1001. Blender keeps fps_base as a
+    float32 (1.001 reads 1.00100004...), so the base is snapped to a fraction first."""
+    return Fraction(snapshot.fps) / Fraction(snapshot.fps_base).limit_denominator(1000)
+
+
 def video_settings(snapshot: SceneSnapshot, options: SubmitOptions, name: str) -> VideoSettings:
     """Codec, container and quality from the options, else from the scene's FFmpeg settings
     when it outputs a movie, else H.264 in MP4 at CRF 20."""
@@ -94,7 +101,7 @@ def video_settings(snapshot: SceneSnapshot, options: SubmitOptions, name: str) -
         container = _CODEC_CONTAINERS[codec][0]  # e.g. ProRes from an MPEG-4 scene: .mov
     if options.video_quality is not None:
         quality = options.video_quality
-    fps = snapshot.fps_fraction
+    fps = frame_rate(snapshot)
     return VideoSettings(
         fps_num=fps.numerator,
         fps_den=fps.denominator,

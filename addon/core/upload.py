@@ -21,6 +21,7 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .errors import ObjectNotFoundError
 from .storage import S3Store, Store, join_uri
@@ -41,10 +42,6 @@ class UploadProgress:
     bytes_total: int
     files_done: int
     files_total: int
-
-
-class _Stop(Exception):
-    """Raised inside a transfer callback to abandon an upload in flight."""
 
 
 def missing_keys(
@@ -104,12 +101,113 @@ def upload_inputs(
         len(todo), len(sizes), inputs_uri, tracker.bytes_total,
     )  # fmt: skip
     tracker.report(force=True)
+    if todo:
+        if isinstance(store, S3Store):
+            _upload_s3(store, todo, sources, inputs_uri, tracker, cancel, concurrency)
+        else:
+            _upload_store(store, todo, sources, inputs_uri, tracker, cancel, concurrency)
+        if cancel.is_set():
+            raise SubmissionCancelled(
+                f"Upload cancelled after {tracker.files_done} of {len(todo)} files; the files that "
+                "went up are kept and will not be uploaded again."
+            )
+    tracker.report(force=True)
+    return tracker.bytes_done, tracker.files_done
+
+
+def _upload_s3(
+    store: S3Store,
+    todo: list[str],
+    sources: dict[str, Path],
+    inputs_uri: str,
+    tracker: _Tracker,
+    cancel: threading.Event,
+    concurrency: int,
+) -> None:
+    """Every file through ONE transfer manager: small files share its pool with the parts
+    of large ones, and cancelling its futures aborts multipart uploads at once (raising
+    from a progress callback would only be retried by botocore, with back-off)."""
+    from boto3.s3.transfer import create_transfer_manager
+    from s3transfer.subscribers import BaseSubscriber
+
+    from .storage import parse_uri, translate_s3_error
+
+    futures: list[tuple[str, Any]] = []
+    lock = threading.Lock()
+
+    def cancel_pending() -> None:
+        with lock:
+            pending = [f for _, f in futures if not f.done()]
+        for f in pending:
+            f.cancel()  # in-flight multipart uploads are aborted by s3transfer
+
+    class Subscriber(BaseSubscriber):
+        # called from transfer threads: react to Cancel at once, not at the next poll
+        def on_progress(self, future: Any, bytes_transferred: int, **kwargs: Any) -> None:
+            tracker.add_bytes(bytes_transferred)
+            if cancel.is_set():
+                cancel_pending()
+
+        def on_done(self, future: Any, **kwargs: Any) -> None:
+            if _exception(future) is None:
+                tracker.file_done()
+            if cancel.is_set():
+                cancel_pending()
+
+    config = store.transfer_config()
+    config.max_concurrency = max(1, concurrency)
+    manager = create_transfer_manager(store.client, config)
+    try:
+        for sha in todo:
+            if cancel.is_set():
+                break
+            loc = parse_uri(join_uri(inputs_uri, sha))
+            future = manager.upload(str(sources[sha]), loc.bucket, loc.key, subscribers=[Subscriber()])
+            with lock:
+                futures.append((sha, future))
+        failed = False
+        while True:
+            pending = [f for _, f in futures if not f.done()]
+            failed = failed or any(f.done() and _exception(f) is not None for _, f in futures)
+            if (cancel.is_set() or failed) and pending:
+                cancel_pending()  # fail fast: the first error stops the rest
+            if not pending:
+                break
+            time.sleep(0.05)
+    finally:
+        manager.shutdown(cancel=cancel.is_set())
+    if cancel.is_set():
+        return
+    errors = [(sha, _exception(f)) for sha, f in futures]
+    errors = [(sha, exc) for sha, exc in errors if exc is not None]
+    # the first real failure, not the uploads cancelled because of it
+    errors.sort(key=lambda item: type(item[1]).__name__ == "CancelledError")
+    if errors:
+        sha, exc = errors[0]
+        raise translate_s3_error(exc, "upload", join_uri(inputs_uri, sha), "s3:PutObject") from None
+
+
+def _exception(future: Any) -> BaseException | None:
+    try:
+        future.result()
+    except BaseException as exc:  # CancelledError included
+        return exc
+    return None
+
+
+def _upload_store(
+    store: Store,
+    todo: list[str],
+    sources: dict[str, Path],
+    inputs_uri: str,
+    tracker: _Tracker,
+    cancel: threading.Event,
+    concurrency: int,
+) -> None:
+    """Any other store: ``put_file`` per file from a pool of threads."""
     stop = threading.Event()  # set on cancel or on the first failure
 
     def transfer_callback(amount: int) -> None:
-        if stop.is_set() or cancel.is_set():
-            stop.set()
-            raise _Stop()
         tracker.add_bytes(amount)
 
     def upload_one(sha: str) -> None:
@@ -118,28 +216,19 @@ def upload_inputs(
         store.put_file(sources[sha], join_uri(inputs_uri, sha), progress=transfer_callback)
         tracker.file_done()
 
-    if todo:
-        with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="abr-upload") as pool:
-            futures = [pool.submit(upload_one, sha) for sha in todo]
-            while True:
-                done, pending = wait(futures, timeout=0.2, return_when=FIRST_EXCEPTION)
-                failed = [f for f in done if f.exception() is not None]
-                if failed or cancel.is_set():
-                    stop.set()
-                    for f in pending:
-                        f.cancel()
-                if not pending:
-                    break
-            errors = [f.exception() for f in futures if not f.cancelled() and f.exception() is not None]
-        if cancel.is_set():
-            raise SubmissionCancelled(
-                f"Upload cancelled after {tracker.files_done} of {len(todo)} files; the files that "
-                "went up are kept and will not be uploaded again."
-            )
-        if errors:
-            raise errors[0]
-    tracker.report(force=True)
-    return tracker.bytes_done, tracker.files_done
+    with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="abr-upload") as pool:
+        futures = [pool.submit(upload_one, sha) for sha in todo]
+        while True:
+            done, pending = wait(futures, timeout=0.2, return_when=FIRST_EXCEPTION)
+            if any(f.exception() is not None for f in done) or cancel.is_set():
+                stop.set()
+                for f in pending:
+                    f.cancel()
+            if not pending:
+                break
+        errors = [f.exception() for f in futures if not f.cancelled() and f.exception() is not None]
+    if errors and not cancel.is_set():
+        raise errors[0]
 
 
 class _Tracker:
