@@ -1,0 +1,175 @@
+"""The worker image's Dockerfile: its pins equal the project's, and its steps work here.
+
+No Docker engine runs on these machines, so the image is never built in tests. Instead:
+the Dockerfile's bpy/Python pairing is compared with scripts/bootstrap.sh (which builds
+the test environments), its pip step with requirements/runtime.txt and with what is
+installed in this environment, its apt packages are looked up on this Debian, and its
+pip steps run for real in a fresh virtualenv from a build context filtered by
+.dockerignore (bpy itself excepted: 800 MB; its pin is checked against this env's bpy).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCKERFILE = (ROOT / "Dockerfile").read_text()
+
+
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) with line continuations joined and comments dropped."""
+    joined = re.sub(r"\\\n", " ", DOCKERFILE)
+    out = []
+    for line in joined.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        word, _, rest = line.partition(" ")
+        out.append((word.upper(), rest.strip()))
+    return out
+
+
+def bpy_python_stages() -> dict[str, str]:
+    """bpy version -> Python version, from ``FROM python:X-slim-... AS python-for-bpy-V``."""
+    stages = {}
+    for word, rest in dockerfile_instructions():
+        m = re.match(r"^python:(3\.\d+)-slim-(\w+)\s+AS\s+python-for-bpy-([\w.]+)$", rest)
+        if word == "FROM" and m:
+            stages[m.group(3)] = m.group(1)
+    return stages
+
+
+def bootstrap_pairs() -> dict[str, str]:
+    text = (ROOT / "scripts" / "bootstrap.sh").read_text()
+    return {bpy: py for py, bpy in re.findall(r"^\s*ensure_venv \S+ (3\.\d+) bpy==(\S+)", text, re.M)}
+
+
+def runtime_pins() -> dict[str, str]:
+    pins = {}
+    for line in (ROOT / "requirements" / "runtime.txt").read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            name, _, version = line.partition("==")
+            assert version, f"runtime.txt line {line!r} is not pinned with =="
+            pins[name.strip().lower()] = version.strip()
+    return pins
+
+
+def pip_install_steps() -> list[str]:
+    return [rest for word, rest in dockerfile_instructions() if word == "RUN" and "pip install" in rest]
+
+
+def apt_packages() -> list[str]:
+    for word, rest in dockerfile_instructions():
+        if word == "RUN" and "apt-get install" in rest:
+            install = rest.split("apt-get install", 1)[1].split("&&", 1)[0]
+            return [w for w in install.split() if not w.startswith("-")]
+    raise AssertionError("the Dockerfile installs no apt packages")
+
+
+def test_blender_python_pairing_equals_bootstrap():
+    stages = bpy_python_stages()
+    assert stages == bootstrap_pairs() == {"5.2.3": "3.13", "4.5.15": "3.11"}
+    default = re.search(r"^ARG BLENDER_VERSION=(\S+)$", DOCKERFILE, re.M)
+    assert default and default.group(1) in stages
+    assert "FROM python-for-bpy-${BLENDER_VERSION} AS worker" in DOCKERFILE
+    # every base image is the Debian this project is tested on (bookworm = 12)
+    assert set(re.findall(r"^FROM python:3\.\d+-slim-(\w+)", DOCKERFILE, re.M)) == {"bookworm"}
+    debian = Path("/etc/debian_version")
+    if debian.exists():
+        assert debian.read_text().split(".")[0] == "12"
+
+
+def test_pip_steps_are_pinned_to_the_project_requirements():
+    steps = pip_install_steps()
+    assert any('"bpy==${BLENDER_VERSION}" -r requirements/runtime.txt' in s for s in steps), steps
+    assert any(s.startswith("pip install --no-deps .") for s in steps), steps
+    for step in steps:
+        for arg in step.split("&&")[0].split()[2:]:
+            arg = arg.strip('"')
+            if arg.startswith("-") or arg in (".", "requirements/runtime.txt"):
+                continue
+            assert "==" in arg, f"unpinned pip install {arg!r} in the Dockerfile"
+    assert "COPY requirements/runtime.txt requirements/runtime.txt" in DOCKERFILE
+
+
+def test_this_environment_has_the_image_pins():
+    """The tests run against exactly what the image for this Python installs."""
+    for name, version in runtime_pins().items():
+        assert importlib.metadata.version(name) == version, name
+    here = f"{sys.version_info.major}.{sys.version_info.minor}"
+    bpy_for_here = [bpy for bpy, py in bpy_python_stages().items() if py == here]
+    assert bpy_for_here == [importlib.metadata.version("bpy")]
+
+
+def test_runs_as_non_root_with_the_worker_entrypoint():
+    instructions = dockerfile_instructions()
+    users = [rest for word, rest in instructions if word == "USER"]
+    assert users and users[-1] not in ("root", "0")
+    entry = [rest for word, rest in instructions if word == "ENTRYPOINT"]
+    assert entry and json.loads(entry[-1]) == ["python", "-m", "worker"]
+
+
+def test_apt_packages_exist_on_this_debian():
+    packages = apt_packages()
+    assert "ffmpeg" in packages and "libegl1" in packages and "libgl1-mesa-dri" in packages
+    for pkg in packages:
+        status = subprocess.run(["dpkg-query", "-W", "-f=${Status}", pkg], capture_output=True, text=True)
+        if status.returncode == 0 and "install ok installed" in status.stdout:
+            continue
+        known = subprocess.run(["apt-cache", "show", pkg], capture_output=True, text=True)
+        assert known.returncode == 0 and known.stdout.strip(), f"Debian has no package {pkg!r}"
+    # the ffmpeg the image gets can do what stitch asks of it
+    encoders = subprocess.run(["ffmpeg", "-hide_banner", "-encoders"], capture_output=True, text=True).stdout
+    for name in ("libx264", "libx265", "libvpx-vp9", "libaom-av1", "prores_ks", "aac"):
+        assert f" {name} " in encoders, name
+    filters = subprocess.run(["ffmpeg", "-hide_banner", "-filters"], capture_output=True, text=True).stdout
+    assert " zscale " in filters and " tonemap " in filters
+
+
+def build_context(dest: Path) -> Path:
+    """Copy the files .dockerignore lets through (it is an allow-list: '*' then '!path')."""
+    lines = [ln.strip() for ln in (ROOT / ".dockerignore").read_text().splitlines()]
+    assert "*" in lines, ".dockerignore should exclude everything, then allow what the image needs"
+    for allowed in (ln[1:] for ln in lines if ln.startswith("!")):
+        src = ROOT / allowed
+        target = dest / allowed
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if src.is_dir():
+            shutil.copytree(src, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        else:
+            shutil.copy2(src, target)
+    return dest
+
+
+@pytest.mark.slow
+def test_pip_steps_work_in_a_fresh_virtualenv(tmp_path):
+    context = build_context(tmp_path / "context")
+    for copied in re.findall(r"^COPY (\S+)", DOCKERFILE, re.M):
+        assert (context / copied).exists(), f"the Dockerfile copies {copied}, which .dockerignore leaves out"
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    py = str(venv / "bin" / "python")
+    env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    # the Dockerfile's two pip steps, minus bpy (checked against this env above)
+    subprocess.run([py, "-m", "pip", "install", "-q", "-r", "requirements/runtime.txt"], cwd=context,
+                   check=True, timeout=300, env=env)  # fmt: skip
+    subprocess.run([py, "-m", "pip", "install", "-q", "--no-deps", "."], cwd=context, check=True, timeout=300,
+                   env=env)  # fmt: skip
+    subprocess.run([py, "-m", "pip", "check"], check=True, timeout=60, env=env)
+    # the installed worker (not this checkout) runs: a missing spec is a clear content error
+    proc = subprocess.run([py, "-m", "worker", "render"], cwd=tmp_path, capture_output=True, text=True,
+                          env={**env, "JOB_SPEC_URI": ""}, timeout=60)  # fmt: skip
+    assert proc.returncode == 65 and "JOB_SPEC_URI is not set" in proc.stderr
+    where = subprocess.run([py, "-c", "import worker; print(worker.__file__)"], cwd=tmp_path,
+                           capture_output=True, text=True, check=True).stdout  # fmt: skip
+    assert str(venv) in where
