@@ -74,7 +74,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "blender-X.Y and blender-X.Y-<content hash>, and push both tags. Needs a running Docker.",
     )
     _aws_args(p)
-    p.add_argument("--blender", default="5.2", choices=core.BLENDER_VERSIONS, help="Blender version (default 5.2)")
+    p.add_argument(
+        "--blender",
+        default="5.2",
+        help=f"Blender line to build, one of {', '.join(core.BLENDER_VERSIONS)} (default 5.2); tags blender-X.Y",
+    )
     p.add_argument("--repository", metavar="URI", help="ECR repository URI (default: the stack's RepositoryUri)")
     p.add_argument("--context", type=Path, help="docker build context (default: the checkout's root)")
     p.add_argument("--dockerfile", type=Path, help="Dockerfile (default: <context>/Dockerfile)")

@@ -37,7 +37,10 @@ TEMPLATE_PATH = REPO_ROOT / "infra" / "stack.yaml"
 MAX_TEMPLATE_BODY = 51_200
 #: the ECR repository is named "<stack>-worker" and ECR names are lowercase
 STACK_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,119}$")
+#: Blender lines the worker image is published for (image tag blender-X.Y)
 BLENDER_VERSIONS = ("5.2", "4.5")
+#: the Dockerfile pins one base stage per full bpy version: "AS python-for-bpy-5.2.3"
+_DOCKER_STAGE = re.compile(r"\bAS\s+python-for-bpy-(\d+\.\d+\.\d+)\b", re.IGNORECASE)
 
 
 class StackError(AwsBatchRenderError):
@@ -416,7 +419,8 @@ def image_tags(blender_version: str, content_hash: str) -> list[str]:
 
 
 #: what the image is built from; a change anywhere here gives a new content tag
-HASHED_PATHS = ("Dockerfile", ".dockerignore", "pyproject.toml", "requirements", "worker", "addon/core")
+#: (the files the Dockerfile copies, as its .dockerignore lets through)
+HASHED_PATHS = ("Dockerfile", ".dockerignore", "pyproject.toml", "requirements/runtime.txt", "addon", "worker")
 
 
 def context_hash(context: Path, blender_version: str, paths: Iterable[str] = HASHED_PATHS) -> str:
@@ -449,6 +453,24 @@ def docker_push_argv(image: str) -> list[str]:
     return ["docker", "push", image]
 
 
+def build_version(blender: str, dockerfile_text: str) -> str:
+    """The full ``BLENDER_VERSION`` build argument for ``blender`` ("5.2" or "5.2.3").
+
+    The Dockerfile names one base stage per pinned bpy version; "5.2" picks the 5.2.x
+    stage. A Dockerfile without such stages takes the version as given.
+    """
+    pinned = _DOCKER_STAGE.findall(dockerfile_text)
+    if not pinned:
+        return blender
+    matches = [v for v in pinned if v == blender or v.rsplit(".", 1)[0] == blender]
+    if not matches:
+        lines = sorted({v.rsplit(".", 1)[0] for v in pinned})
+        raise ImagePublishError(
+            f"The Dockerfile has no Blender {blender} stage: publish one of {', '.join(lines)} (e.g. --blender 5.2)."
+        )
+    return sorted(matches, key=lambda v: [int(p) for p in v.split(".")])[-1]
+
+
 def plan_publish(
     repository_uri: str,
     blender_version: str,
@@ -457,10 +479,8 @@ def plan_publish(
     platform: str = "linux/amd64",
 ) -> PublishPlan:
     """Decide tags and commands (pure apart from reading the build context)."""
-    if blender_version not in BLENDER_VERSIONS:
-        raise ImagePublishError(
-            f"Blender {blender_version} has no worker image recipe: use one of {', '.join(BLENDER_VERSIONS)}."
-        )
+    if not re.match(r"^\d+\.\d+(\.\d+)?$", blender_version or ""):
+        raise ImagePublishError(f"Blender version {blender_version!r} is not X.Y (e.g. 5.2) or X.Y.Z.")
     context = Path(context) if context else REPO_ROOT
     dockerfile = Path(dockerfile) if dockerfile else context / "Dockerfile"
     if not dockerfile.is_file():
@@ -469,15 +489,17 @@ def plan_publish(
         raise ImagePublishError(
             f"{repository_uri!r} is not an ECR repository URI (ACCOUNT.dkr.ecr.REGION.amazonaws.com/NAME)."
         )
-    digest = context_hash(context, blender_version)
-    refs = [f"{repository_uri}:{tag}" for tag in image_tags(blender_version, digest)]
+    full = build_version(blender_version, dockerfile.read_text(encoding="utf-8"))
+    line = ".".join(full.split(".")[:2])  # the tag the job definitions use: blender-X.Y
+    digest = context_hash(context, full)
+    refs = [f"{repository_uri}:{tag}" for tag in image_tags(line, digest)]
     return PublishPlan(
         repository_uri=repository_uri,
         registry=repository_uri.split("/", 1)[0],
-        blender_version=blender_version,
+        blender_version=full,
         content_hash=digest,
         tags=refs,
-        build=docker_build_argv(dockerfile, context, blender_version, refs, platform),
+        build=docker_build_argv(dockerfile, context, full, refs, platform),
         pushes=[docker_push_argv(ref) for ref in refs],
         context=context,
         dockerfile=dockerfile,
