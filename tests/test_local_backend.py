@@ -211,3 +211,23 @@ def test_store_listing_ignores_partial_frames(tmp_path):
     (folder / ".tmp-abc.part").write_bytes(b"half")
     listed = [o.uri for o in FileStore().list(f"file://{folder}/")]
     assert listed == [f"file://{folder}/frame_000001.png"]
+
+
+def test_readme_demo_end_to_end_and_second_run_uploads_nothing(tmp_path):
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "data")}
+    cmd = [sys.executable, str(ROOT / "demo" / "run_demo.py"), "--frames", "8", "--size", "64x36",
+           "--samples", "2", "--out", str(tmp_path / "out")]
+    first = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert first.returncode == 0, first.stdout + first.stderr
+    video = tmp_path / "out" / "demo.mp4"
+    assert f"Video: {video}" in first.stdout
+    assert "8/8 frames" in first.stdout
+    info = ffprobe(video)
+    assert (info["codec_name"], int(info["nb_read_frames"]), info["r_frame_rate"]) == ("h264", 8, "24/1")
+    assert "uploaded 1 new file(s)" in first.stdout
+    second = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "uploaded 0 new file(s), 0 bytes" in second.stdout
+    # Each run is its own submission, recorded where the CLI finds it.
+    records = RecordStore(tmp_path / "data" / "aws-batch-render" / "submissions").list()
+    assert len(records) == 2 and {r.backend for r in records} == {"local"}

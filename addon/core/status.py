@@ -200,3 +200,18 @@ def _active(counts: Mapping[str, int]) -> bool:
 
 def _pending(counts: Mapping[str, int]) -> bool:
     return any(counts.get(s, 0) for s in PENDING_STATES)
+
+
+def progress_line(status: JobStatus, width: int = 30) -> str:
+    """One terminal line: bar, frames done, chunk counts, ETA; e.g.
+    ``[##########----------] 12/24 frames  RUNNING 2 · SUCCEEDED 1  ETA 10s  RUNNING``."""
+    filled = round(width * status.fraction)
+    bar = "#" * filled + "-" * (width - filled)
+    counts = " · ".join(f"{k} {v}" for k, v in sorted(status.chunk_counts.items()))
+    parts = [f"[{bar}] {status.frames_done}/{status.frames_total} frames"]
+    if counts:
+        parts.append(counts)
+    if not status.finished:
+        parts.append(f"ETA {format_duration(status.eta_seconds)}")
+    parts.append(status.state)
+    return "  ".join(parts)
