@@ -118,7 +118,7 @@ def test_in_process_and_child_snapshots_give_the_same_spec(shot):
 def test_reader_reports_a_broken_file_and_a_bad_blender(tmp_path, monkeypatch):
     bad = tmp_path / "broken.blend"
     bad.write_bytes(b"not a blend file at all")
-    with pytest.raises(SceneReadError, match="broken.blend"):
+    with pytest.raises(SceneReadError, match=r"broken\.blend"):
         read_scene(bad)
     with pytest.raises(SceneReadError, match="does not exist"):
         read_scene(tmp_path / "absent.blend")

@@ -128,7 +128,7 @@ def test_cancel_between_files_keeps_whole_objects_only(tmp_path, s3):
     assert 2 <= len(stored) < 7
     assert all(key == digest for key, digest in stored.items())  # no partial objects
     cancel.clear()
-    sent, files = upload_inputs(pack, manifest, "s3://abr-test/inputs/", s3)
+    _, files = upload_inputs(pack, manifest, "s3://abr-test/inputs/", s3)
     assert files == len(set(manifest.values())) - len(stored)  # a later submission sends only the rest
 
 

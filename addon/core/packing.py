@@ -288,6 +288,32 @@ def _fix_bat_node_trees() -> None:
     expanders._expand_generic_nodetree_id = expand_nodetree_id
 
 
+def _make_copier() -> Any:
+    """BAT's file copier, polling its queues every 20 ms instead of 500 ms: BAT's own
+    copier spends a second idling at the end of every pack."""
+    import queue
+
+    from blender_asset_tracer.pack import filesystem
+
+    class Copier(filesystem.FileCopier):
+        def iter_queue(self) -> Any:
+            while not (self._abort.is_set() or self.has_error):
+                try:
+                    src, dst, action = self.queue.get(timeout=0.02)
+                except queue.Empty:
+                    if self.done.is_set():
+                        return
+                    continue
+                self.progress_cb.transfer_file(src, dst)
+                yield src, dst, action
+
+        def join(self, timeout: float | None = None) -> None:
+            while self.is_alive():
+                self.progress_cb.flush(timeout=0.02)
+
+    return Copier()
+
+
 def _make_packer_class() -> type:
     """BAT's Packer with our layout rules (built lazily: BAT is imported on first use)."""
     from blender_asset_tracer import bpathlib
@@ -300,6 +326,9 @@ def _make_packer_class() -> type:
             self._main_abs = bpathlib.make_absolute(bfile)
             # packed as if it stood at project/main_rel: its own relative paths must be rewritten
             self._relocated = bpathlib.make_absolute(project / main_rel) != self._main_abs
+
+        def _create_file_transferer(self) -> Any:
+            return _make_copier()
 
         def dependency_paths(self) -> list[Path]:
             return [p for p in self._actions if p != self._main_abs and p not in self.missing_files]
