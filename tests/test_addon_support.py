@@ -217,3 +217,22 @@ def configure_prefs(endpoint: str, bucket: str, resources: dict[str, str], backe
     p.log_group = ""
     p.default_backend = backend
     p.default_chunk_size = 10
+
+
+def submit_direct(settings: Any, bucket: str, resources: dict[str, str], blend: str, submission_id: str) -> Any:
+    """A submission made straight through the core AWS backend (no packing), recorded where
+    the add-on keeps its records; returns (spec, record)."""
+    from addon.core.aws_batch import AwsBatchBackend
+    from addon.core.records import RecordStore
+    from addon.core.storage import S3Store
+    from tests.helpers import make_spec
+
+    spec = make_spec(root=f"s3://{bucket}/", submission_id=submission_id)
+    spec_uri = f"s3://{bucket}/submissions/{submission_id}/spec.json"
+    S3Store(settings).put_bytes(spec.to_json().encode(), spec_uri)
+    backend = AwsBatchBackend(
+        settings, resources["job_queue"], resources["render_job_definition"], resources["stitch_job_definition"]
+    )
+    record = backend.submit(spec, spec_uri, blend)
+    RecordStore(mod("blender.config").records_dir()).save(record)
+    return spec, record

@@ -91,7 +91,7 @@ class AWSBATCH_OT_cancel_job(_JobOperator, bpy.types.Operator):
         return context.window_manager.invoke_confirm(self, event)
 
     def execute(self, context: Any) -> set[str]:
-        return self.start(context, tasks.cancel_jobs)
+        return self.start(context, tasks.cancel_jobs, config.records_dir())
 
 
 class AWSBATCH_OT_retry_failed(_JobOperator, bpy.types.Operator):

@@ -26,6 +26,10 @@ from . import background as bg
 
 log = logging.getLogger(__name__)
 
+#: Serialises writes of submission records between threads (a poll saving the last
+#: status must not undo a cancel or retry saved meanwhile).
+RECORDS_LOCK = threading.Lock()
+
 
 class TargetIncompleteError(AwsBatchRenderError):
     """The preferences lack what the chosen backend needs."""
@@ -132,7 +136,8 @@ def submit(
         bg.post(bg.SubmitProgress("submit", 0, 1, "Starting the jobs"))
         backend = target.make_backend()
         record = backend.submit(spec, spec_uri, snapshot.blend_path)
-        RecordStore(records_dir).save(record)
+        with RECORDS_LOCK:
+            RecordStore(records_dir).save(record)
         bg.post(bg.SubmitProgress("submit", 1, 1, "Submitted"))
         bg.post(bg.SubmitDone(record.to_json(), _summary(record, report)))
     finally:
@@ -179,19 +184,24 @@ def poll(submission_ids: list[str], records_dir: str, *, cancel: threading.Event
             continue
         data = status.to_dict()
         bg.post(bg.StatusUpdate(record.submission_id, data))
-        record.last_status = data
         try:
-            store.save(record)
-        except OSError as exc:
-            log.warning("could not keep the status of %s: %s", record.submission_id, exc)
+            with RECORDS_LOCK:  # re-read: a cancel or retry may have changed it meanwhile
+                fresh = store.load(submission_id)
+                fresh.last_status = data
+                store.save(fresh)
+        except (OSError, AwsBatchRenderError) as exc:
+            log.warning("could not keep the status of %s: %s", submission_id, exc)
 
 
-def cancel_jobs(record_json: str, *, cancel: threading.Event) -> None:
+def cancel_jobs(record_json: str, records_dir: str, *, cancel: threading.Event) -> None:
     from ..core.backends import backend_for_record
+    from ..core.records import RecordStore
 
     record = SubmissionRecord.from_json(record_json)
     backend_for_record(record).cancel(record)
-    bg.post(bg.RecordUpdated(record_json, f"Cancelled {record.submission_id}"))
+    with RECORDS_LOCK:
+        RecordStore(records_dir).save(record)  # the backend notes the cancel in the record
+    bg.post(bg.RecordUpdated(record.to_json(), f"Cancelled {record.submission_id}"))
 
 
 def retry_failed(record_json: str, records_dir: str, *, cancel: threading.Event) -> None:
@@ -200,7 +210,8 @@ def retry_failed(record_json: str, records_dir: str, *, cancel: threading.Event)
 
     record = SubmissionRecord.from_json(record_json)
     new = backend_for_record(record).retry_failed(record)
-    RecordStore(records_dir).save(new)
+    with RECORDS_LOCK:
+        RecordStore(records_dir).save(new)
     bg.post(bg.RecordUpdated(new.to_json(), f"Retrying the failed chunks of {record.submission_id}"))
 
 
