@@ -173,3 +173,29 @@ def test_download_frames_then_skip_what_is_there(env, aws_settings, records, tmp
 
     code, out, _ = run(capsys, "download", record.submission_id, "--dest", dest, "--frames", "--records", records)
     assert "Downloaded 0 file(s)" in out and "8 already there" in out
+
+
+@pytest.mark.slow
+def test_local_backend_end_to_end(tiny_scene, tmp_path, records, monkeypatch, capsys):
+    """submit --backend local renders for real (child Blender, worker, ffmpeg), then
+    status, list and download work from the record alone."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    code, out, err = run(
+        capsys, "submit", tiny_scene, "--backend", "local", "--frames", "1-3", "--chunk", "2",
+        "--concurrency", "1", "--watch", "--interval", "0.2", "--records", records,
+    )  # fmt: skip
+    assert code == 0, err + out
+    assert "3 frame(s) in 2 chunk(s)" in out and "SUCCEEDED" in out
+    (record,) = RecordStore(records).list()
+    assert record.backend == "local" and record.last_status["frames_done"] == 3
+
+    code, out, _ = run(capsys, "status", record.submission_id, "--records", records)
+    assert code == 0 and "frames   3/3" in out and "video" in out
+    dest = tmp_path / "dl"
+    code, out, _ = run(capsys, "download", record.submission_id, "--dest", dest, "--records", records)
+    assert code == 0 and "Downloaded 4 file(s)" in out
+    (video,) = dest.glob("*.mp4")  # named after the scene by the spec builder
+    assert video.stat().st_size > 0 and f"Video: {video}" in out
+    assert sorted(p.name for p in (dest / "frames").iterdir()) == [
+        "frame_000001.png", "frame_000002.png", "frame_000003.png"
+    ]

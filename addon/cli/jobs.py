@@ -66,6 +66,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--concurrency", type=_positive_int, help="local backend: chunks at once")
     p.add_argument("--store", default="", metavar="URI", help="local backend: file:/// store root")
     p.add_argument("--watch", action="store_true", help="follow the render until it ends")
+    p.add_argument("--interval", type=float, default=5.0, help="seconds between refreshes with --watch")
     _aws_args(p)
     _records_arg(p)
     p.set_defaults(func=cmd_submit)
@@ -183,7 +184,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     )
     print(f"Follow it with: aws-batch-render status {record.submission_id} --watch")
     if args.watch:
-        return _watch(backend, record, _records(args), interval=5.0, out=sys.stdout)
+        return _watch(backend, record, _records(args), interval=max(0.05, args.interval), out=sys.stdout)
     return 0
 
 
