@@ -59,9 +59,10 @@ def test_file_store_uploads_once_then_nothing_then_only_the_change(tmp_path):
     assert upload_inputs(pack, manifest, inputs, store) == (len(b"a changed texture"), 1)
 
 
-@pytest.mark.parametrize("head_limit", [upload_module.HEAD_LIMIT, 0], ids=["head-per-key", "one-listing"])
-def test_s3_resubmit_uploads_zero_bytes_and_a_change_only_itself(tmp_path, s3, monkeypatch, head_limit):
-    monkeypatch.setattr(upload_module, "HEAD_LIMIT", head_limit)
+@pytest.mark.parametrize("list_page", [upload_module.LIST_PAGE, 0], ids=["one-listing", "head-per-key"])
+def test_s3_resubmit_uploads_zero_bytes_and_a_change_only_itself(tmp_path, s3, monkeypatch, list_page):
+    # LIST_PAGE 0: the listing is "too long" at once, so every key gets a HEAD
+    monkeypatch.setattr(upload_module, "LIST_PAGE", list_page)
     pack = tmp_path / "pack"
     manifest = make_pack(pack)
     inputs = "s3://abr-test/inputs/"

@@ -28,10 +28,8 @@ from .storage import S3Store, Store, join_uri
 
 log = logging.getLogger(__name__)
 
-#: up to this many unique files, ask for each key (HEAD, in parallel); above, list the
-#: prefix once (1,000 keys a page). HEADs are cheaper per request and parallel; a listing
-#: wins when there are many files to check.
-HEAD_LIMIT = 200
+#: keys per page of an S3 listing
+LIST_PAGE = 1000
 #: least seconds between two byte-progress reports (file completions always report)
 PROGRESS_INTERVAL = 0.1
 
@@ -47,10 +45,22 @@ class UploadProgress:
 def missing_keys(
     store: Store, inputs_uri: str, sizes: dict[str, int], concurrency: int = 10
 ) -> list[str]:
-    """The digests in ``sizes`` (sha256 -> size) the store lacks, or holds with another size."""
-    if isinstance(store, S3Store) and len(sizes) > HEAD_LIMIT:
-        held = {info.uri[len(inputs_uri) :]: info.size for info in store.list(inputs_uri)}
-        return [sha for sha, size in sizes.items() if held.get(sha) != size]
+    """The digests in ``sizes`` (sha256 -> size) the store lacks, or holds with another size.
+
+    On S3, one listing of the prefix answers for every file at 1 request per 1,000 keys,
+    but its pages come one after another; HEAD requests cost 1 per file but run
+    ``concurrency`` at a time. So list while the listing stays shorter than the HEADs
+    would take (pages <= files / concurrency, at least one page), else HEAD each key.
+    """
+    if isinstance(store, S3Store):
+        budget = LIST_PAGE * max(1, len(sizes) // max(1, concurrency))
+        held: dict[str, int] = {}
+        for info in store.list(inputs_uri):
+            held[info.uri[len(inputs_uri) :]] = info.size
+            if len(held) > budget:
+                break  # a large shared prefix: asking for each key is quicker
+        else:
+            return [sha for sha, size in sizes.items() if held.get(sha) != size]
 
     def absent(sha: str) -> bool:
         try:
