@@ -63,6 +63,8 @@ def test_stack_creates_and_outputs_are_read(aws_settings):
     jd = batch.describe_job_definitions(jobDefinitions=[out.render_job_definition])["jobDefinitions"][0]
     assert jd["containerProperties"]["command"] == ["render"]
     assert jd["containerProperties"]["image"] == f"{out.repository_uri}:blender-5.2"
+    assert {"name": "AWS_DEFAULT_REGION", "value": "us-east-1"} in jd["containerProperties"]["environment"]
+    assert jd["containerProperties"]["logConfiguration"]["options"]["awslogs-group"] == out.log_group
     rules = [
         {k: v.upper() if k == "action" else v for k, v in r.items()} for r in jd["retryStrategy"]["evaluateOnExit"]
     ]
