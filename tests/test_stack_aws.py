@@ -150,6 +150,26 @@ def test_deploy_unchanged_is_a_no_op_and_keeps_parameters(aws_settings):
     assert cfn.list_change_sets(StackName=STACK)["Summaries"] == []  # the empty change set is deleted
 
 
+def test_update_goes_through_a_change_set_and_later_deploys_keep_it(aws_settings, vpc_params):
+    core.deploy_stack(STACK, aws_settings, parameters=vpc_params, poll_seconds=0)
+    events: list[core.StackEvent] = []
+    updated = core.deploy_stack(
+        STACK, aws_settings, parameters={"EnableGpu": "true"}, on_event=events.append, poll_seconds=0
+    )
+    assert updated.action == "updated"
+    assert updated.outputs.gpu_job_queue.startswith("arn:aws:batch:")
+    assert [e.status for e in events] == ["UPDATE_IN_PROGRESS", "UPDATE_COMPLETE"]
+    executed = client("cloudformation", aws_settings).list_change_sets(StackName=STACK)["Summaries"]
+    assert [c["ExecutionStatus"] for c in executed] == ["EXECUTE_COMPLETE"]
+    # no parameters given: GPU stays on and the VPC stays the same (moto keeps comparing
+    # with the parameters of the first create after a change-set update, so it cannot say
+    # "unchanged" here; test_deploy_unchanged_is_a_no_op_and_keeps_parameters covers that)
+    again = core.deploy_stack(STACK, aws_settings, poll_seconds=0)
+    assert again.outputs.gpu_job_queue == updated.outputs.gpu_job_queue
+    assert again.parameters["EnableGpu"] == "true"
+    assert again.parameters["VpcId"] == vpc_params["VpcId"]
+
+
 def test_deploy_rejects_unknown_parameter_and_bad_stack_name(aws_settings):
     with pytest.raises(core.StackError, match="Unknown stack parameter NoSuch"):
         core.deploy_stack(STACK, aws_settings, parameters={"NoSuch": "1"}, poll_seconds=0)
