@@ -146,6 +146,33 @@ def eevee_scene(tiny_scene_master, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
+def marker_scene(tiny_scene_master, tmp_path_factory) -> Path:
+    """Markers bind 'Camera' at frame 1 and 'SkyCam' (looking up at an empty sky) at frame 3."""
+    out = tmp_path_factory.mktemp("markers") / "markers.blend"
+    script = (
+        "import bpy, math, sys\n"
+        "bpy.ops.wm.open_mainfile(filepath=sys.argv[1])\n"
+        "scene = bpy.context.scene\n"
+        "sky = bpy.data.objects.new('SkyCam', bpy.data.cameras.new('SkyCam'))\n"
+        "sky.location = (0, 0, 30); sky.rotation_euler = (math.pi, 0, 0)\n"
+        "scene.collection.objects.link(sky)\n"
+        "m1 = scene.timeline_markers.new('A', frame=1); m1.camera = scene.camera\n"
+        "m2 = scene.timeline_markers.new('B', frame=3); m2.camera = sky\n"
+        "bpy.ops.wm.save_as_mainfile(filepath=sys.argv[2])\n"
+    )
+    subprocess.run([sys.executable, "-c", script, str(tiny_scene_master), str(out)], check=True,
+                   capture_output=True, timeout=120)  # fmt: skip
+    return out
+
+
+def gray_stddev(png: bytes) -> float:
+    gray = subprocess.run(["ffmpeg", "-v", "error", "-i", "-", "-f", "rawvideo", "-pix_fmt", "gray", "-"],
+                          input=png, capture_output=True, check=True).stdout  # fmt: skip
+    mean = sum(gray) / len(gray)
+    return (sum((v - mean) ** 2 for v in gray) / len(gray)) ** 0.5
+
+
+@pytest.fixture(scope="module")
 def no_camera_scene(tmp_path_factory) -> Path:
     return make_scene(tmp_path_factory.mktemp("nocam") / "nocam.blend", "--frames", "4", "--no-camera")
 
@@ -417,3 +444,25 @@ def test_exr_output(tmp_path, tiny_scene):
     data = open_store(root).get_bytes(spec.frame_uri(1))
     assert spec.frame_uri(1).endswith("frame_000001.exr")
     assert data[:4] == b"\x76\x2f\x31\x01"  # OpenEXR magic
+
+
+@pytest.mark.slow
+def test_markers_bind_cameras(tmp_path, marker_scene):
+    root = path_to_uri(tmp_path / "bucket", directory=True)
+    spec, spec_uri = pack_job(root, marker_scene, [[1, 3]])
+    proc = run_worker(worker_env(spec_uri, 0))
+    assert proc.returncode == SUCCESS, proc.stderr[-3000:]
+    frames = frames_in_store(spec)
+    assert gray_stddev(frames[1]) > 5  # 'Camera' sees the ground and the cube
+    assert gray_stddev(frames[3]) < 1  # 'SkyCam' sees only the world colour
+
+
+@pytest.mark.slow
+def test_unknown_scene_is_a_content_error(tmp_path, tiny_scene):
+    root = path_to_uri(tmp_path / "bucket", directory=True)
+    spec, spec_uri = pack_job(root, tiny_scene, [[1]])
+    spec.render.scene = "Shot 42"
+    open_store(root).put_bytes(spec.to_json().encode(), spec_uri)
+    proc = run_worker(worker_env(spec_uri, 0))
+    assert proc.returncode == CONTENT_ERROR, proc.stderr[-3000:]
+    assert "no scene named 'Shot 42' (it has: Demo)" in proc.stderr.strip().splitlines()[-1]
