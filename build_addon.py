@@ -16,7 +16,7 @@ Steps:
    second copy in the extension's site-packages would shadow Blender's. ``--check`` knows
    this (:data:`BUNDLED_BY_BLENDER`).
 2. ``addon/`` (without caches), ``blender_manifest.toml`` and ``wheels/`` are staged
-   into ``build/extension`` and built with Blender's own extension tool: ``blender_ext.py``
+   into a private folder under ``build/`` and built with Blender's own extension tool: ``blender_ext.py``
    from the bpy wheel (no Blender binary needed), or ``blender --command extension build``.
    The CLI package (``addon/cli``) stays inside: it imports nothing at enable time.
 3. Blender's tool writes members in directory-scan order with file modification times, so
@@ -38,6 +38,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import tomllib
 import zipfile
 from dataclasses import dataclass
@@ -241,7 +242,7 @@ def run_tool(tool: list[str], *args: str) -> str:
 
 def normalise_zip(src: Path, dest: Path) -> None:
     """Rewrite ``src`` as ``dest``: members sorted, fixed times and modes, same compression."""
-    tmp = dest.with_name("." + dest.name + ".tmp")
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
     with zipfile.ZipFile(src) as zin, zipfile.ZipFile(tmp, "w") as zout:
         for info in sorted(zin.infolist(), key=lambda i: i.filename):
             if info.is_dir():
@@ -276,20 +277,21 @@ def build(out_dir: Path, work_dir: Path, blender: str | None = None, offline: bo
     if problems:
         raise BuildError("manifest and pins disagree:\n  " + "\n  ".join(problems))
     wheels = fetch_wheels(manifest, work_dir / "wheels", offline=offline)
-    stage_dir = work_dir / "extension"
-    stage(stage_dir, wheels)
     tool = ext_tool(blender)
-    raw_dir = work_dir / "raw"
-    shutil.rmtree(raw_dir, ignore_errors=True)
-    raw_dir.mkdir(parents=True)
-    run_tool(tool, "build", "--source-dir", str(stage_dir), "--output-dir", str(raw_dir))
     name = f"{manifest['id']}-{manifest['version']}.zip"
-    raw = raw_dir / name
-    if not raw.is_file():
-        raise BuildError(f"the extension tool did not write {raw}")
     out_dir.mkdir(parents=True, exist_ok=True)
     final = out_dir / name
-    normalise_zip(raw, final)
+    # a private staging folder per build: concurrent builds never see each other's files
+    with tempfile.TemporaryDirectory(prefix="stage-", dir=work_dir) as tmp:
+        stage_dir = Path(tmp) / "extension"
+        stage(stage_dir, wheels)
+        raw_dir = Path(tmp) / "raw"
+        raw_dir.mkdir()
+        run_tool(tool, "build", "--source-dir", str(stage_dir), "--output-dir", str(raw_dir))
+        raw = raw_dir / name
+        if not raw.is_file():
+            raise BuildError(f"the extension tool did not write {raw}")
+        normalise_zip(raw, final)
     run_tool(tool, "validate", str(final))
     verify_zip(final, manifest)
     return final
