@@ -191,3 +191,12 @@ def test_non_aws_exceptions_pass_through_unchanged():
     with pytest.raises(KeyError):
         with aws_errors("do a thing"):
             raise KeyError("x")
+
+
+def test_missing_spec_object(env, aws_settings):
+    from addon.core.errors import ObjectNotFoundError
+
+    record = env.backend().submit(*write_spec(aws_settings))
+    record.spec_uri = record.spec_uri.replace("spec.json", "gone.json")
+    with pytest.raises(ObjectNotFoundError, match=r"gone\.json does not exist"):
+        env.backend().status(record)

@@ -780,7 +780,7 @@ def _as_cancelled(counts: Counter, stitch_state: str) -> tuple[Counter, str]:
     moved = out.pop("FAILED", 0) + sum(out.pop(s, 0) for s in PENDING_STATES)
     if moved:
         out["CANCELLED"] += moved
-    if stitch_state != "SUCCEEDED":
+    if stitch_state and stitch_state != "SUCCEEDED":
         stitch_state = "CANCELLED"
     return out, stitch_state
 

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from .errors import AwsBatchRenderError
+from .errors import AwsBatchRenderError, ObjectNotFoundError
 
 log = logging.getLogger(__name__)
 
@@ -242,6 +242,11 @@ def translate_aws_error(
             f"{what}: access denied. Your credentials{who} need {hint}; ask your AWS administrator "
             "to allow it (the stack's submitter policy grants what this tool uses).",
             permission=needed,
+        )
+    if code in ("NoSuchKey", "404", "NotFound") and operation in ("GetObject", "HeadObject"):
+        return ObjectNotFoundError(
+            f"{what}: {resource or 'the object'} does not exist. It may have been deleted, or the "
+            "submission was made to another bucket or region."
         )
     if code == "NoSuchBucket":
         bucket = _bucket_of(resource) or str(response.get("Error", {}).get("BucketName", ""))
