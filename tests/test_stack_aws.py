@@ -177,6 +177,15 @@ def test_deploy_rejects_unknown_parameter_and_bad_stack_name(aws_settings):
         core.deploy_stack("Render_Stack", aws_settings, poll_seconds=0)
 
 
+def test_failed_create_reports_the_cause_in_one_line(aws, capsys):
+    assert main(["deploy", "--stack", STACK, "--param", "SpotInstanceTypes=nosuch9", "--poll", "0"]) == 4
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: Cannot create stack {STACK}") and "nosuch9 does not exist" in err
+    assert "Traceback" not in err
+    assert main(["deploy", "--stack", STACK, "--vpc", "vpc-0123"]) == 4
+    assert "--vpc and --subnets go together" in capsys.readouterr().err
+
+
 def test_read_missing_stack_says_to_deploy(aws_settings):
     with pytest.raises(core.StackNotFoundError, match="aws-batch-render deploy --stack nope"):
         core.read_stack_outputs("nope", aws_settings)

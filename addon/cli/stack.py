@@ -116,6 +116,8 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     params = core.parse_parameters(args.param)
     if args.gpu:
         params["EnableGpu"] = "true"
+    if bool(args.vpc) != bool(args.subnets):
+        raise core.StackError("--vpc and --subnets go together: the subnets must be in that VPC.")
     if args.vpc:
         params["VpcId"] = args.vpc
     if args.subnets:

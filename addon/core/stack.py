@@ -20,6 +20,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -269,14 +270,14 @@ def deploy_stack(
     changes: list[str] = []
     if not stack:
         log.info("creating stack %s", stack_name)
-        with aws_errors(f"create stack {stack_name}"):
+        with _aws(f"create stack {stack_name}"):
             cfn.create_stack(**common, OnFailure="ROLLBACK")
         action = "created"
     else:
         change_type = "CREATE" if status == "REVIEW_IN_PROGRESS" else "UPDATE"
         name = "abr-" + time.strftime("%Y%m%d%H%M%S", time.gmtime())
         try:
-            with aws_errors(f"create a change set for {stack_name}"):
+            with _aws(f"create a change set for {stack_name}"):
                 created = cfn.create_change_set(**common, ChangeSetName=name, ChangeSetType=change_type)
         except AwsBatchRenderError as exc:
             if _no_changes(str(exc)):
@@ -286,12 +287,12 @@ def deploy_stack(
         if change_set["Status"] == "FAILED":
             reason = change_set.get("StatusReason", "")
             if _no_changes(reason):
-                with aws_errors("delete the empty change set"):
+                with _aws("delete the empty change set"):
                     cfn.delete_change_set(ChangeSetName=created["Id"])
                 return DeployResult(stack_name, "unchanged", read_stack_outputs(stack_name, settings), resolved)
             raise StackError(f"CloudFormation could not plan the update of {stack_name!r}: {reason}")
         changes = [_describe_change(c) for c in change_set.get("Changes", [])]
-        with aws_errors(f"execute the change set for {stack_name}"):
+        with _aws(f"execute the change set for {stack_name}"):
             cfn.execute_change_set(ChangeSetName=created["Id"])
         action = "updated" if change_type == "UPDATE" else "created"
     final = _wait_stack(cfn, stack_name, seen, on_event, poll_seconds, timeout_seconds)
@@ -336,7 +337,7 @@ def empty_bucket(bucket: str, settings: AwsSettings, on_progress: Callable[[int]
     """Delete every object, version and unfinished upload in ``bucket``; returns how many."""
     s3 = client("s3", settings)
     deleted = 0
-    with aws_errors(f"empty bucket {bucket}"):
+    with _aws(f"empty bucket {bucket}"):
         for batch in _chunks(_bucket_versions(s3, bucket), 1000):
             resp = s3.delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
             errors = resp.get("Errors") or []
@@ -387,7 +388,7 @@ def destroy_stack(
                 raise BucketNotEmptyError(f"Not confirmed: bucket {bucket} and stack {stack_name!r} are kept.")
             deleted = empty_bucket(bucket, settings)
     seen = _event_ids(cfn, stack_name)
-    with aws_errors(f"delete stack {stack_name}"):
+    with _aws(f"delete stack {stack_name}"):
         cfn.delete_stack(StackName=stack["StackId"])
     final = _wait_stack(cfn, stack["StackId"], seen, on_event, poll_seconds, timeout_seconds)
     if final != "DELETE_COMPLETE":
@@ -519,7 +520,7 @@ def ecr_login(settings: AwsSettings, registry: str = "") -> EcrLogin:
     kwargs: dict[str, Any] = {}
     if registry:
         kwargs["registryIds"] = [registry.split(".", 1)[0]]
-    with aws_errors("get an ECR login (ecr:GetAuthorizationToken)"):
+    with _aws("get an ECR login (ecr:GetAuthorizationToken)"):
         data = ecr.get_authorization_token(**kwargs)["authorizationData"][0]
     username, _, password = base64.b64decode(data["authorizationToken"]).decode().partition(":")
     endpoint = re.sub(r"^https?://", "", data.get("proxyEndpoint", "")).rstrip("/")
@@ -581,7 +582,7 @@ def pushed_digests(plan: PublishPlan, settings: AwsSettings) -> list[str]:
     name = plan.repository_uri.split("/", 1)[1]
     tags = [ref.rsplit(":", 1)[1] for ref in plan.tags]
     ecr = client("ecr", settings)
-    with aws_errors(f"check the pushed image in {name}"):
+    with _aws(f"check the pushed image in {name}"):
         found = ecr.describe_images(repositoryName=name, imageIds=[{"imageTag": t} for t in tags])
     return sorted({d["imageDigest"] for d in found.get("imageDetails", [])})
 
@@ -592,16 +593,13 @@ def pushed_digests(plan: PublishPlan, settings: AwsSettings) -> list[str]:
 def describe_stack(stack_name: str, settings: AwsSettings, cfn: Any = None) -> dict[str, Any] | None:
     """The stack as ``describe_stacks`` returns it, or None when there is none (or it is deleted)."""
     cfn = cfn or client("cloudformation", settings)
-    try:
-        stacks = cfn.describe_stacks(StackName=stack_name)["Stacks"]
-    except Exception as exc:
-        if error_code(exc) == "ValidationError" and "does not exist" in str(exc):
-            return None
-        if is_aws_exception(exc):
-            raise translate_aws_error(
-                exc, f"read stack {stack_name}", profile=settings.profile, region=settings.region
-            ) from None
-        raise
+    with _aws(f"read stack {stack_name}", profile=settings.profile, region=settings.region):
+        try:
+            stacks = cfn.describe_stacks(StackName=stack_name)["Stacks"]
+        except Exception as exc:
+            if error_code(exc) == "ValidationError" and "does not exist" in str(exc):
+                return None
+            raise
     live = [s for s in stacks if s.get("StackStatus") != "DELETE_COMPLETE"]
     return live[0] if live else None
 
@@ -634,7 +632,7 @@ def _not_found_message(stack_name: str, settings: AwsSettings) -> str:
 
 
 def _template_parameters(cfn: Any, body: str) -> dict[str, str]:
-    with aws_errors("read the template's parameters"):
+    with _aws("read the template's parameters"):
         summary = cfn.get_template_summary(TemplateBody=body)
     return {p["ParameterKey"]: str(p.get("DefaultValue", "")) for p in summary.get("Parameters", [])}
 
@@ -706,7 +704,7 @@ def _wait_stack(
 def _wait_change_set(cfn: Any, change_set_id: str, poll_seconds: float, timeout_seconds: float) -> dict:
     deadline = time.monotonic() + timeout_seconds
     while True:
-        with aws_errors("read the change set"):
+        with _aws("read the change set"):
             cs = cfn.describe_change_set(ChangeSetName=change_set_id)
         if cs["Status"] in ("CREATE_COMPLETE", "FAILED"):
             return cs
@@ -799,6 +797,21 @@ def _run(
     if proc.returncode != 0:
         detail = ((proc.stderr or "") + (proc.stdout or "")).strip()[-500:] if not stream else "see above"
         raise ImagePublishError(f"{what} failed with exit status {proc.returncode}: {detail}")
+
+
+@contextmanager
+def _aws(action: str, **context: str) -> Iterator[None]:
+    """Translate AWS failures (see :mod:`.aws_errors`); any other botocore failure, such
+    as a response it cannot parse, still becomes a one-line :class:`StackError`."""
+    try:
+        with aws_errors(action, **context):
+            yield
+    except AwsBatchRenderError:
+        raise
+    except Exception as exc:
+        if type(exc).__module__.startswith("botocore"):
+            raise StackError(f"Cannot {action}: {exc}") from exc
+        raise
 
 
 def env_settings(profile: str = "", region: str = "", endpoint_url: str = "") -> AwsSettings:
