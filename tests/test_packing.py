@@ -1,7 +1,8 @@
 """Packing with blender-asset-tracer: a project with a linked library (which uses a
-texture of its own), an image sequence, a sound, a missing texture and a file outside
-the project folder, built with bpy at test time. The packed file is opened in a real
-Blender after the original project has been moved away."""
+texture of its own), an image sequence, a sound, a font, a movie clip, an Alembic cache,
+a VDB volume, a missing texture and a file outside the project folder, built with bpy
+at test time. The packed file is opened in a real Blender after the original project
+has been moved away."""
 
 from __future__ import annotations
 
@@ -48,6 +49,35 @@ bpy.ops.wm.save_as_mainfile(filepath=os.path.join(proj, "lib", "props.blend"), r
 # the main file
 bpy.ops.wm.read_factory_settings(use_empty=True)
 scene = bpy.context.scene
+# an Alembic cache: export a triangle, import it back as a cache file
+tri = bpy.data.meshes.new("Tri")
+tri.from_pydata([(0, 0, 0), (1, 0, 0), (0, 1, 0)], [], [(0, 1, 2)])
+tri_ob = bpy.data.objects.new("Tri", tri)
+scene.collection.objects.link(tri_ob)
+os.makedirs(os.path.join(proj, "cache"), exist_ok=True)
+bpy.ops.wm.alembic_export(filepath=os.path.join(proj, "cache", "tri.abc"), start=1, end=1)
+bpy.data.objects.remove(tri_ob)
+bpy.ops.wm.alembic_import(filepath=os.path.join(proj, "cache", "tri.abc"), as_background_job=False)
+bpy.data.cache_files[0].filepath = "//cache/tri.abc"
+bpy.data.cache_files[0].use_fake_user = True
+# a font: the smallest one Blender ships, copied into the project
+import glob, shutil
+fonts = bpy.utils.system_resource("DATAFILES", path="fonts")
+src_font = min(glob.glob(os.path.join(fonts, "*.woff2")) + glob.glob(os.path.join(fonts, "*.ttf")), key=os.path.getsize)
+os.makedirs(os.path.join(proj, "fonts"), exist_ok=True)
+shutil.copyfile(src_font, os.path.join(proj, "fonts", "title.woff2"))
+font = bpy.data.fonts.load(os.path.join(proj, "fonts", "title.woff2"))
+font.filepath = "//fonts/title.woff2"
+text = bpy.data.curves.new("Title", "FONT")
+text.font = font
+scene.collection.objects.link(bpy.data.objects.new("Title", text))
+# a movie clip (made with ffmpeg by the test) and a VDB volume
+clip = bpy.data.movieclips.load(os.path.join(proj, "clips", "clip.mp4"))
+clip.filepath = "//clips/clip.mp4"
+clip.use_fake_user = True
+vol = bpy.data.volumes.new("Smoke")
+vol.filepath = "//vdb/smoke.vdb"
+scene.collection.objects.link(bpy.data.objects.new("Smoke", vol))
 scene.frame_start, scene.frame_end = 1, 3
 scene.render.resolution_x, scene.render.resolution_y = 32, 18
 with bpy.data.libraries.load(os.path.join(proj, "lib", "props.blend"), link=True) as (src, dst):
@@ -95,6 +125,10 @@ for lib in bpy.data.libraries:
     out["libraries"][lib.name] = [lib.filepath, os.path.exists(bpy.path.abspath(lib.filepath))]
 for s in bpy.data.sounds:
     out["sounds"][s.name] = [s.filepath, os.path.exists(bpy.path.abspath(s.filepath))]
+for kind, items in (("fonts", bpy.data.fonts), ("clips", bpy.data.movieclips),
+                    ("caches", bpy.data.cache_files), ("volumes", bpy.data.volumes)):
+    out[kind] = {i.name: [i.filepath, os.path.exists(bpy.path.abspath(i.filepath))]
+                 for i in items if i.filepath != "<builtin>"}
 out["linked_objects"] = sorted(o.name for o in bpy.data.objects if o.library is not None)
 print("CHECK:" + json.dumps(out))
 '''
@@ -139,14 +173,23 @@ def run_bpy(script: str, *args: str, timeout: float = 120) -> str:
 
 def build_project(root: Path, copy_dir: Path | None = None) -> dict[str, Path]:
     """project/{main.blend, lib/props.blend, lib/tex/libtex.png, textures/wood.png,
-    seq/frame_0001..3.png, audio/beep.wav} and outside/outside.png; textures/missing.png
-    is referenced but absent. With ``copy_dir``, also the add-on's temporary copy."""
+    seq/frame_0001..3.png, audio/beep.wav, fonts/title.woff2, clips/clip.mp4,
+    cache/tri.abc, vdb/smoke.vdb} and outside/outside.png; textures/missing.png is
+    referenced but absent. With ``copy_dir``, also the add-on's temporary copy."""
     proj = root / "project"
     write_png(proj / "lib" / "tex" / "libtex.png", (10, 200, 10))
     write_png(proj / "textures" / "wood.png", (120, 80, 20))
     for i in (1, 2, 3):
         write_png(proj / "seq" / f"frame_{i:04d}.png", (i * 50, 0, 0))
     write_wav(proj / "audio" / "beep.wav")
+    (proj / "clips").mkdir(parents=True)
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "color=c=red:s=32x18:d=0.2:r=10",
+         "-pix_fmt", "yuv420p", str(proj / "clips" / "clip.mp4")],
+        check=True, timeout=60,
+    )  # fmt: skip
+    (proj / "vdb").mkdir()
+    (proj / "vdb" / "smoke.vdb").write_bytes(b"not really a VDB: the packer only copies it")
     outside = write_png(root / "outside" / "outside.png", (0, 0, 255))
     args = [str(root), str(outside)] + ([str(copy_dir)] if copy_dir else [])
     if copy_dir:
@@ -180,6 +223,10 @@ EXPECTED = {
     "project/seq/frame_0003.png",
     "project/audio/beep.wav",
     "outside/outside.png",
+    "project/fonts/title.woff2",
+    "project/clips/clip.mp4",
+    "project/cache/tri.abc",
+    "project/vdb/smoke.vdb",
 }
 
 
@@ -228,7 +275,8 @@ def test_pack_relocated_copy_brings_every_dependency_and_opens_elsewhere(project
     assert images["libtex.png"][1], images["libtex.png"]  # the library's own texture
     assert list(found["libraries"].values()) == [["//lib/props.blend", True]]
     assert found["linked_objects"] == ["Prop"]
-    assert all(ok for _, ok in found["sounds"].values())
+    for kind in ("sounds", "fonts", "clips", "caches", "volumes"):
+        assert found[kind] and all(ok for _, ok in found[kind].values()), (kind, found[kind])
 
 
 def test_user_file_packed_in_place_keeps_its_bytes(project, tmp_path):

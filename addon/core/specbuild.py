@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import re
 import secrets
-from fractions import Fraction
 from datetime import UTC, datetime
+from fractions import Fraction
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
 
