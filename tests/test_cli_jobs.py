@@ -3,6 +3,7 @@ moto server (and, for ``submit``, the real pipeline: child Blender, BAT packing,
 
 from __future__ import annotations
 
+import io
 import json
 
 import pytest
@@ -199,3 +200,49 @@ def test_local_backend_end_to_end(tiny_scene, tmp_path, records, monkeypatch, ca
     assert sorted(p.name for p in (dest / "frames").iterdir()) == [
         "frame_000001.png", "frame_000002.png", "frame_000003.png"
     ]
+
+
+@pytest.mark.slow
+def test_submit_with_stack_reads_bucket_queue_and_definitions(env, aws_settings, tiny_scene, records, capsys):
+    outputs = {
+        "BucketName": BUCKET, "JobQueue": env.queue_arn, "RenderJobDefinition": env.render_def_arn,
+        "StitchJobDefinition": env.stitch_def_arn, "RepositoryUri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/abr",
+        "LogGroupName": "/abr/jobs", "Region": "us-east-1",
+    }  # fmt: skip
+    template = {
+        "Resources": {"Handle": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
+        "Outputs": {k: {"Value": v} for k, v in outputs.items()},
+    }
+    client("cloudformation", aws_settings).create_stack(StackName="abr-render", TemplateBody=json.dumps(template))
+    code, _out, err = run(
+        capsys, "submit", tiny_scene, "--frames", "1-2", "--stack", "abr-render",
+        "--endpoint-url", aws_settings.endpoint_url, "--records", records,
+    )  # fmt: skip
+    assert code == 0, err
+    (record,) = RecordStore(records).list()
+    assert record.settings["job_queue"] == env.queue_arn
+    assert record.settings["render_job_definition"] == env.render_def_arn
+    assert record.settings["log_group"] == "/abr/jobs" and record.settings["bucket"] == BUCKET
+    assert record.settings["region"] == "us-east-1"  # from the stack: none was given
+    assert record.spec_uri.startswith(f"s3://{BUCKET}/submissions/")
+
+
+class _Terminal(io.StringIO):
+    """A text stream that says it is a terminal, as a real console does."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_watch_draws_a_live_bar_on_a_terminal(env, aws_settings, records):
+    from addon.cli.jobs import _watch
+
+    spec, record = submitted(env, aws_settings, records)
+    put_frames(aws_settings, spec, spec.frames)
+    S3Store(aws_settings).put_bytes(b"mp4", spec.video_file_uri())
+    out = _Terminal()
+    code = _watch(env.backend(), record, RecordStore(records), interval=0.05, out=out)
+    text = out.getvalue()
+    assert code == 0
+    assert text.startswith("\r[") and "#" * 10 in text and "8/8 frames 100%" in text
+    assert text.split("\n")[1] == f"{record.submission_id} (aws): SUCCEEDED"
