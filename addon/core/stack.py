@@ -294,10 +294,14 @@ def deploy_stack(
         changes = [_describe_change(c) for c in change_set.get("Changes", [])]
         with _aws(f"execute the change set for {stack_name}"):
             cfn.execute_change_set(ChangeSetName=created["Id"])
+        # Execution is asynchronous: until it starts, the stack still shows its old
+        # *_COMPLETE status, which must not be taken for the end of this update.
+        _wait_execution_started(cfn, created["Id"], poll_seconds, timeout_seconds)
         action = "updated" if change_type == "UPDATE" else "created"
+    before = set(seen)
     final = _wait_stack(cfn, stack_name, seen, on_event, poll_seconds, timeout_seconds)
     if final not in ("CREATE_COMPLETE", "UPDATE_COMPLETE"):
-        raise StackError(_failure_message(cfn, stack_name, final, seen))
+        raise StackError(_failure_message(cfn, stack_name, final, before))
     return DeployResult(stack_name, action, read_stack_outputs(stack_name, settings), resolved, changes)
 
 
@@ -388,11 +392,12 @@ def destroy_stack(
                 raise BucketNotEmptyError(f"Not confirmed: bucket {bucket} and stack {stack_name!r} are kept.")
             deleted = empty_bucket(bucket, settings)
     seen = _event_ids(cfn, stack_name)
+    before = set(seen)
     with _aws(f"delete stack {stack_name}"):
         cfn.delete_stack(StackName=stack["StackId"])
     final = _wait_stack(cfn, stack["StackId"], seen, on_event, poll_seconds, timeout_seconds)
     if final != "DELETE_COMPLETE":
-        raise StackError(_failure_message(cfn, stack["StackId"], final, seen))
+        raise StackError(_failure_message(cfn, stack["StackId"], final, before))
     return DestroyResult(stack_name, bucket, deleted)
 
 
@@ -713,16 +718,35 @@ def _wait_change_set(cfn: Any, change_set_id: str, poll_seconds: float, timeout_
         time.sleep(poll_seconds)
 
 
-def _failure_message(cfn: Any, stack_name: str, final: str, seen: set[str]) -> str:
+def _wait_execution_started(cfn: Any, change_set_id: str, poll_seconds: float, timeout_seconds: float) -> None:
+    deadline = time.monotonic() + timeout_seconds
+    while True:
+        with _aws("follow the change set"):
+            execution = cfn.describe_change_set(ChangeSetName=change_set_id).get("ExecutionStatus", "")
+        if execution != "AVAILABLE":
+            return
+        if time.monotonic() > deadline:
+            raise StackError("CloudFormation did not start the change set; see the CloudFormation console.")
+        time.sleep(poll_seconds or 0.5)
+
+
+def _failure_message(cfn: Any, stack_name: str, final: str, before: set[str]) -> str:
+    """The final status and the first resource failure among the events after ``before``."""
     reasons = []
     try:
         for e in reversed(cfn.describe_stack_events(StackName=stack_name)["StackEvents"]):
+            if e["EventId"] in before:
+                continue
             if e.get("ResourceStatus", "").endswith("_FAILED") and e.get("ResourceStatusReason"):
                 reasons.append(f"{e.get('LogicalResourceId')}: {e['ResourceStatusReason']}")
     except Exception as exc:
         log.debug("no failure events: %s", exc)
     first = reasons[0] if reasons else "no reason recorded"
-    return f"Stack {stack_name} ended {final}. First failure: {first}. See the CloudFormation console's events."
+    text = f"Stack {stack_name} ended {final}. First failure: {first}."
+    if final == "ROLLBACK_COMPLETE":
+        name = stack_name.split("/")[1] if stack_name.startswith("arn:") else stack_name
+        return f"{text} Fix that, run `aws-batch-render destroy --stack {name}`, then deploy again."
+    return f"{text} The stack's events in the CloudFormation console tell more."
 
 
 def _describe_change(change: Mapping[str, Any]) -> str:
