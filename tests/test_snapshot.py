@@ -140,3 +140,36 @@ def test_unsaved_scene_has_no_output_folder_but_absolute_paths_stay():
     assert snap.has_camera is False and snap.camera_markers == 0 and snap.has_audio is False
     scene.render.filepath = "/tmp/abr-out/x_"
     assert snapshot_scene(scene).output_path == "/tmp/abr-out/x_"
+
+
+def test_reader_drives_a_blender_executable_with_its_own_argv(shot, tmp_path, monkeypatch):
+    """BLENDER_BIN: the argv a real ``blender`` gets (-b ... --python SCRIPT -- FILE).
+    Here a stand-in executable runs that script with this interpreter's real bpy."""
+    fake = tmp_path / "blender"
+    fake.write_text(
+        "#!/bin/sh\n"
+        'echo "$@" > "$(dirname "$0")/argv.txt"\n'
+        'while [ "$1" != "--python" ]; do shift; done\n'
+        'shift; script="$1"; shift\n'
+        f'exec "{sys.executable}" "$script" "$@"\n'
+    )
+    fake.chmod(0o755)
+    monkeypatch.setenv("BLENDER_BIN", str(fake))
+    snap = read_scene(shot, scene="Shot")
+    assert snap.scene == "Shot" and snap.frame_end == 20
+    argv = (tmp_path / "argv.txt").read_text().split()
+    assert argv[:2] == ["-b", "--factory-startup"] and argv[-4:] == ["--", str(shot), "--scene", "Shot"]
+    with pytest.raises(SceneReadError, match="no scene named"):
+        read_scene(shot, scene="Nope")
+
+
+def test_missing_linked_library_and_texture_are_listed(tmp_path):
+    from test_packing import build_project
+
+    paths = build_project(tmp_path)
+    (paths["project"] / "lib" / "props.blend").unlink()
+    snap = read_scene(paths["main"])
+    project = paths["project"]
+    assert str(project / "lib" / "props.blend") in snap.missing_files
+    assert str(project / "textures" / "missing.png") in snap.missing_files
+    assert str(project / "textures" / "wood.png") not in snap.missing_files

@@ -99,10 +99,11 @@ def _exists(path: str) -> bool:
 def _missing_files() -> Iterator[str]:
     """Absolute paths of referenced files that do not exist (packed data never counts)."""
 
-    def check(idblock: Any, filepath: str) -> Iterator[str]:
+    def check(idblock: Any, filepath: str, base: Any = None) -> Iterator[str]:
         if not filepath or getattr(idblock, "packed_file", None) is not None:
             return
-        path = os.path.normpath(bpy.path.abspath(filepath, library=idblock.library))
+        # paths in linked data are relative to the library file that holds them
+        path = os.path.normpath(bpy.path.abspath(filepath, library=base or idblock.library))
         if not _exists(path):
             yield path
 
@@ -111,8 +112,8 @@ def _missing_files() -> Iterator[str]:
             yield from check(image, image.filepath)
     for sound in bpy.data.sounds:
         yield from check(sound, sound.filepath)
-    for library in bpy.data.libraries:
-        yield from check(library, library.filepath)
+    for library in bpy.data.libraries:  # an indirect library is relative to its parent
+        yield from check(library, library.filepath, getattr(library, "parent", None))
     for clip in bpy.data.movieclips:
         yield from check(clip, clip.filepath)
     for font in bpy.data.fonts:
