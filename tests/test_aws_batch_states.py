@@ -115,6 +115,8 @@ def test_status_with_mixed_child_states_and_call_budget(env):
     assert status.seconds_per_frame == pytest.approx(30.0)
     # 7 frames left over 2 active chunks at 30 s a frame
     assert status.eta_seconds == pytest.approx(7 * 30.0 / 2)
+    # array children: frames done x seconds per frame x the 4 vCPUs asked for
+    assert status.vcpu_hours == pytest.approx(3 * 30.0 * 4 / 3600, abs=1e-4)
     assert status.elapsed_seconds >= 0
 
 

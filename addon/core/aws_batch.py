@@ -656,7 +656,7 @@ class AwsBatchBackend:
             total += _job_vcpus(arrays[0], self.vcpus) * frames_done * seconds_per_frame / 3600
         if stitch and stitch.get("startedAt"):
             wall_ms = max(0.0, (stitch.get("stoppedAt") or now_ms) - stitch["startedAt"])
-            total += _job_vcpus(stitch, 1) * wall_ms / 3_600_000
+            total += _job_vcpus(stitch, None) * wall_ms / 3_600_000
         return round(total, 4)
 
     # --- cancel ------------------------------------------------------------------
@@ -785,7 +785,10 @@ def _as_cancelled(counts: Counter, stitch_state: str) -> tuple[Counter, str]:
     return out, stitch_state
 
 
-def _job_vcpus(job: dict[str, Any], default: int | None) -> float:
+def _job_vcpus(job: dict[str, Any], requested: int | None) -> float:
+    """The vCPUs we asked for at submit, else what Batch describes, else 1."""
+    if requested:
+        return float(requested)
     container = job.get("container") or {}
     for req in container.get("resourceRequirements") or []:
         if req.get("type") == "VCPU":
@@ -795,7 +798,7 @@ def _job_vcpus(job: dict[str, Any], default: int | None) -> float:
                 break
     if container.get("vcpus"):
         return float(container["vcpus"])
-    return float(default or 1)
+    return 1.0
 
 
 def _timestamp(value: Any) -> float:
