@@ -263,3 +263,17 @@ def test_cli_watch_ends_with_failure_exit_and_names_the_fix(env, tmp_path, capsy
     assert code == WATCH_NOT_SUCCEEDED
     assert "| FAILED" in out.splitlines()[0]
     assert f"aws-batch-render retry {record.submission_id}" in out
+
+
+def test_plain_job_vcpu_hours_from_its_start_time(env):
+    from datetime import datetime
+
+    _spec, backend, record = submit(env, [[1, 2, 3]])
+    job = moto_job(record.jobs["render_job_id"])
+    job.status = "RUNNING"
+    job.job_stopped = False
+    job.job_started_at = datetime.fromtimestamp(time.time() - 360)
+    moto_job(record.jobs["stitch_job_id"]).status = "PENDING"
+    status = backend.status(record)
+    assert status.state == "RUNNING" and status.chunk_counts == {"RUNNING": 1}
+    assert status.vcpu_hours == pytest.approx(4 * 360 / 3600, rel=0.05)  # 4 vCPUs for 6 minutes

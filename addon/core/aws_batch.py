@@ -637,23 +637,24 @@ class AwsBatchBackend:
     ) -> float:
         """Approximate vCPU-hours used so far.
 
-        Plain jobs and the stitch job: (stoppedAt or now) - startedAt, times their vCPUs.
-        Array jobs: DescribeJobs on the parent tells nothing per child, so rendering
-        time is estimated as frames done x seconds per frame, times the job's vCPUs
-        (start-up and failed attempts are not counted).
+        A submission of plain jobs only (one slice, or one-slice retries): their
+        (stoppedAt or now) - startedAt, times their vCPUs. With an array job,
+        DescribeJobs on the parent tells nothing per child, so rendering time is
+        estimated as frames done x seconds per frame, times the vCPUs (start-up and
+        failed attempts are not counted). Plus the stitch job's wall time.
         """
         now_ms = time.time() * 1000
         total = 0.0
-        for entry in entries:
-            job = described[entry.render_job_id]
-            vcpus = _job_vcpus(job, self.vcpus)
-            if entry.is_array:
-                continue
-            if job.get("startedAt"):
-                total += vcpus * max(0.0, (job.get("stoppedAt") or now_ms) - job["startedAt"]) / 3_600_000
+        jobs = [described[e.render_job_id] for e in entries]
         arrays = [described[e.render_job_id] for e in entries if e.is_array]
-        if arrays and seconds_per_frame:
-            total += _job_vcpus(arrays[0], self.vcpus) * frames_done * seconds_per_frame / 3600
+        if arrays:
+            if seconds_per_frame:
+                total += _job_vcpus(arrays[0], self.vcpus) * frames_done * seconds_per_frame / 3600
+        else:
+            for job in jobs:
+                if job.get("startedAt"):
+                    wall_ms = max(0.0, (job.get("stoppedAt") or now_ms) - job["startedAt"])
+                    total += _job_vcpus(job, self.vcpus) * wall_ms / 3_600_000
         if stitch and stitch.get("startedAt"):
             wall_ms = max(0.0, (stitch.get("stoppedAt") or now_ms) - stitch["startedAt"])
             total += _job_vcpus(stitch, None) * wall_ms / 3_600_000
