@@ -44,7 +44,7 @@ def test_installed_zip_is_an_enabled_extension_with_its_wheels():
     assert type(prefs).bl_idname == PKG
     assert prefs.stack_name == "aws-batch-render"
     # the manifest's wheels land in the extensions' own site-packages
-    site = os.path.join(os.environ["BLENDER_USER_RESOURCES"], "extensions", ".local")
+    site = bpy.utils.user_resource("EXTENSIONS", path=".local")
     found = {d.split("-")[0] for _r, dirs, _f in os.walk(site) for d in dirs if d.endswith(".dist-info")}
     assert {"boto3", "botocore", "s3transfer", "blender_asset_tracer", "jmespath", "urllib3"} <= found
     assert "requests" not in found  # Blender's own copy is used
@@ -78,7 +78,8 @@ def loaded():
     return sorted({m.split(".")[0] for m in sys.modules if m.split(".")[0] in heavy})
 before = loaded()
 # installing also unpacks the wheels (a one-time cost), then enables the add-on
-bpy.ops.extensions.package_install_files(filepath=sys.argv[1], repo="user_default", enable_on_install=True)
+zip_path = sys.argv[sys.argv.index("--") + 1] if "--" in sys.argv else sys.argv[1]
+bpy.ops.extensions.package_install_files(filepath=zip_path, repo="user_default", enable_on_install=True)
 enabled = pkg in bpy.context.preferences.addons
 after_enable = loaded()
 # enable time as the add-on sees it: a fresh import of its package plus register()
@@ -95,12 +96,21 @@ print("RESULT" + json.dumps({"seconds": seconds, "enabled": enabled, "before": b
 """
 
 
+def child_command(script: str, *args: str) -> list[str]:
+    """A fresh Blender running ``script``: this Python with the bpy module, or, inside a
+    real Blender (pytest-blender), that Blender's binary in background mode."""
+    if bpy.app.binary_path:
+        return [bpy.app.binary_path, "-b", "--factory-startup", "--python-exit-code", "1",
+                "--python-expr", script, "--", *args]
+    return [sys.executable, "-c", script, *args]
+
+
 def test_enabling_is_fast_and_imports_no_boto3():
     """In a fresh Blender process: other tests in this one have imported boto3 already."""
     with tempfile.TemporaryDirectory(prefix="abr-enable-") as home:
         env = {**os.environ, "BLENDER_USER_RESOURCES": home}
         proc = subprocess.run(
-            [sys.executable, "-c", _ENABLE_SCRIPT, str(built_zip())],
+            child_command(_ENABLE_SCRIPT, str(built_zip())),
             capture_output=True, text=True, timeout=120, env=env,
         )
     line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT")), None)
