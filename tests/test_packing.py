@@ -312,13 +312,20 @@ def test_cancel_before_packing_raises_cancelled(project, tmp_path):
         pack_blend(project["main"], tmp_path / "pack", allow_missing=True, cancel=cancel)
 
 
-def test_cancel_during_hashing_stops(project, tmp_path):
+@pytest.mark.parametrize("step", ["Found", "Copying", "project/"])
+def test_cancel_while_tracing_copying_or_hashing_stops(project, tmp_path, step):
     cancel = threading.Event()
+    seen = []
+
+    def progress(done: int, total: int, message: str) -> None:
+        seen.append(message)
+        if message.startswith(step):
+            cancel.set()
+
     with pytest.raises(SubmissionCancelled):
-        pack_blend(
-            project["main"], tmp_path / "pack", allow_missing=True, cancel=cancel,
-            progress=lambda done, total, name: cancel.set(),
-        )  # fmt: skip
+        pack_blend(project["main"], tmp_path / "pack", allow_missing=True, cancel=cancel, progress=progress)
+    assert any(m.startswith(step) for m in seen)
+    assert len([m for m in seen if m.startswith("project/")]) <= 1  # stopped, not finished
 
 
 def test_unreadable_blend_is_a_packing_error(tmp_path):

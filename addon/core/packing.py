@@ -94,7 +94,8 @@ def pack_blend(
     there); "" packs the copy where it is. Raises ``MissingFilesError`` when referenced
     files are missing (unless ``allow_missing``), ``SubmissionCancelled`` when ``cancel``
     is set, :class:`PackingError` when a file cannot be read or copied.
-    ``progress(done, total, message)`` reports hashing of the packed files.
+    ``progress(done, total, message)`` reports tracing (total 0), copying (bytes) and
+    hashing (files) in turn.
     """
     from .submit import MissingFilesError, SubmissionCancelled  # submit imports us
 
@@ -152,7 +153,7 @@ def _pack_locked(
     check_cancel()
 
     packer = _Packer(copy, root, str(pack_dir), main_rel)
-    packer.progress_cb = _AbortOnCancel(packer, cancel)
+    packer.progress_cb = _PackCallback(packer, cancel, progress)
     try:
         with packer:
             packer.strategise()
@@ -386,16 +387,39 @@ def _Packer(bfile: Path, project: Path, target: str, main_rel: Path) -> Any:
     return _packer_class(bfile, project, target, main_rel)
 
 
-class _AbortOnCancel:
-    """A BAT progress callback that aborts the packer once the cancel event is set."""
+class _PackCallback:
+    """BAT's progress callback: aborts the packer once the cancel event is set, and
+    forwards tracing and copying progress. BAT calls it on the packing thread (it queues
+    calls from its copier thread and replays them there)."""
 
-    def __init__(self, packer: Any, cancel: threading.Event | None) -> None:
+    def __init__(
+        self,
+        packer: Any,
+        cancel: threading.Event | None,
+        progress: Callable[[int, int, str], None] | None,
+    ) -> None:
         self._packer = packer
         self._cancel = cancel
+        self._progress = progress
+        self._traced = 0
+
+    def _check(self) -> None:
+        if self._cancel is not None and self._cancel.is_set():
+            self._packer.abort("cancelled")
+
+    def trace_asset(self, filename: Path) -> None:
+        self._check()
+        self._traced += 1
+        if self._progress:
+            self._progress(self._traced, 0, f"Found {Path(filename).name}")
+
+    def transfer_progress(self, total_bytes: int, transferred_bytes: int) -> None:
+        self._check()
+        if self._progress:
+            self._progress(transferred_bytes, total_bytes, "Copying files into the pack")
 
     def __getattr__(self, name: str) -> Callable[..., None]:
         def callback(*args: Any, **kwargs: Any) -> None:
-            if self._cancel is not None and self._cancel.is_set():
-                self._packer.abort("cancelled")
+            self._check()
 
         return callback
