@@ -198,7 +198,7 @@ def test_retry_refuses_while_running_or_with_nothing_failed(env):
     set_states(record.jobs["render_job_id"], ["SUCCEEDED", "SUCCEEDED"], parent_state="SUCCEEDED")
     with pytest.raises(NothingToRetryError, match="nothing to retry") as exc:
         backend.retry_failed(record)
-    assert exc.value.exit_code == 5
+    assert exc.value.exit_code == 32
 
 
 def test_logs_default_to_the_first_failed_slice(env):

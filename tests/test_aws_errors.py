@@ -11,7 +11,7 @@ from botocore.stub import Stubber
 
 from addon.core import errors, records
 from addon.core.aws import AwsSettings
-from addon.core.aws_batch import AwsBatchBackend
+from addon.core.aws_batch import AwsBatchBackend, NothingToRetryError, RetryTooEarlyError
 from addon.core.aws_errors import (
     AwsAccessDeniedError,
     AwsCredentialsExpiredError,
@@ -28,6 +28,7 @@ from addon.core.aws_errors import (
     aws_errors,
 )
 from addon.core.backend import SubmissionRecord
+from addon.core.download import NothingToDownloadError
 from tests.conftest import free_port
 from tests.test_aws_batch_support import QUEUE, RENDER_DEF, STITCH_DEF, create_batch_env, write_spec
 
@@ -44,6 +45,9 @@ ALL = [
     AwsThrottledError,
     AwsNetworkError,
     BatchJobNotFoundError,
+    NothingToRetryError,
+    RetryTooEarlyError,
+    NothingToDownloadError,
 ]
 
 
@@ -55,7 +59,8 @@ def env(aws_settings, s3_bucket):
 def test_each_error_has_its_own_exit_code():
     codes = [cls.exit_code for cls in ALL]
     assert len(set(codes)) == len(codes)
-    core = {errors.FrameRangeError.exit_code, errors.StorageError.exit_code, records.RecordNotFoundError.exit_code}
+    core = {errors.FrameRangeError.exit_code, errors.StorageError.exit_code, records.RecordNotFoundError.exit_code,
+            5, 130}  # 5: the submit pipeline's and the local backend's errors; 130: interrupted
     assert not set(codes) & core
     assert all(issubclass(cls, errors.AwsBatchRenderError) for cls in ALL)
 

@@ -11,6 +11,7 @@ import pytest
 from addon.cli import main
 from addon.cli.jobs import format_status, progress_line
 from addon.core.aws import client
+from addon.core.aws_batch import NothingToRetryError
 from addon.core.aws_errors import JobQueueError
 from addon.core.jobspec import JobSpec
 from addon.core.records import RecordStore
@@ -155,7 +156,7 @@ def test_cancel_retry_and_logs(env, aws_settings, records, capsys):
     assert RecordStore(records).load(record.submission_id).jobs["cancelled"]
 
     code, _, err = run(capsys, "retry", record.submission_id, "--records", records)
-    assert code == 5 and "nothing to retry" in err  # every chunk SUCCEEDED in moto
+    assert code == NothingToRetryError.exit_code and "nothing to retry" in err  # every chunk SUCCEEDED in moto
 
     code, out, _ = run(capsys, "logs", record.submission_id, "--slice", "1", "--records", records)
     assert code == 0 and "log stream" in out and "does not exist" in out

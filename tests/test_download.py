@@ -56,7 +56,7 @@ def test_video_only_and_nothing_yet(local, tmp_path):
     _put(store, spec, [1])
     with pytest.raises(NothingToDownloadError, match="no video in the store yet") as exc:
         download_submission(spec, tmp_path / "dl", frames=False)
-    assert exc.value.exit_code == 7
+    assert exc.value.exit_code == 34
     store.put_bytes(b"v", spec.video_file_uri())
     report = download_submission(spec, tmp_path / "dl", frames=False)
     assert report.downloaded == [tmp_path / "dl" / "video.mp4"]

@@ -73,13 +73,13 @@ TAG_BLEND = "aws-batch-render:blend"
 class NothingToRetryError(AwsBatchRenderError):
     """retry was asked for a submission with no failed slice."""
 
-    exit_code = 5
+    exit_code = 32
 
 
 class RetryTooEarlyError(AwsBatchRenderError):
     """retry was asked while chunks of the submission are still pending or running."""
 
-    exit_code = 6
+    exit_code = 33
 
 
 # --- pure request builders (unit-tested without AWS) ---------------------------------

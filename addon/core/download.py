@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 class NothingToDownloadError(AwsBatchRenderError):
     """Neither the video nor any frame of the submission exists yet."""
 
-    exit_code = 7
+    exit_code = 34
 
 
 @dataclass
