@@ -12,7 +12,8 @@
    listing, uploads) dominates a 0.1 s encode, which says little about real stitches.
 
 Runs alternate (baseline, worker, baseline, ...) and each side reports its median, so
-both sides see the same machine load. Prints one line per ratio.
+both sides see the same machine load. Prints one line per ratio, and the CPU seconds of
+each side (less sensitive to other load on a shared machine than wall time).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import argparse
 import hashlib
 import json
 import os
+import resource
 import shutil
 import socket
 import statistics
@@ -83,12 +85,20 @@ def start_moto(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
             time.sleep(0.1)
 
 
-def timed(argv: list[str], env: dict[str, str], check_code: int = 0) -> float:
+CPU: dict[str, list[float]] = {}
+
+
+def timed(argv: list[str], env: dict[str, str], label: str) -> float:
+    """Wall seconds; the CPU seconds of the process tree go to CPU[label] (load-independent)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.run(argv, env=env, capture_output=True, text=True, cwd=ROOT)
     elapsed = time.perf_counter() - t0
-    if proc.returncode != check_code:
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
         raise SystemExit(f"{argv[:4]} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    CPU.setdefault(label, []).append(cpu)
     return elapsed
 
 
@@ -145,14 +155,14 @@ def main() -> None:
         for i in range(args.repeats if args.only != "stitch" else 1):
             out = tmp / f"baseline-{i}"
             out.mkdir()
-            render_base.append(timed([sys.executable, "-c", BASELINE_SCRIPT, str(blend), str(out)], env))
+            render_base.append(timed([sys.executable, "-c", BASELINE_SCRIPT, str(blend), str(out)], env, "render-bpy"))
             if args.only == "stitch":
                 break
             spec = make_spec(root, f"bench-{i}", digest, [FRAMES])
             spec_uri = join_uri(root, f"submissions/bench-{i}/spec.json")
             store.put_bytes(spec.to_json().encode(), spec_uri)
             wenv = {**env, "JOB_SPEC_URI": spec_uri, "AWS_BATCH_JOB_ARRAY_INDEX": "0"}
-            render_worker.append(timed([sys.executable, "-m", "worker", "render"], wenv))
+            render_worker.append(timed([sys.executable, "-m", "worker", "render"], wenv, "render-worker"))
             rendered = [o for o in store.list(spec.output.frames_uri)]
             assert len(rendered) == 8, f"worker rendered {len(rendered)} frames, expected 8"
 
@@ -176,19 +186,24 @@ def main() -> None:
         senv = {**env, "JOB_SPEC_URI": join_uri(local_root, "spec.json")}
         stitch_base, stitch_worker = [], []
         for _ in range(max(args.repeats, 5) if args.only != "render" else 0):
-            stitch_base.append(timed(bare, env))
-            stitch_worker.append(timed([sys.executable, "-m", "worker", "stitch"], senv))
+            stitch_base.append(timed(bare, env, "stitch-ffmpeg"))
+            stitch_worker.append(timed([sys.executable, "-m", "worker", "stitch"], senv, "stitch-worker"))
 
         if render_worker:
             rb, rw = statistics.median(render_base), statistics.median(render_worker)
             print(f"render  8 frames 320x180 Cycles 16spp: bpy alone {rb:.2f} s, worker (moto S3) {rw:.2f} s, "
                   f"ratio {rw / rb:.2f} (target <= 1.15)")  # fmt: skip
+            cb, cw = statistics.median(CPU["render-bpy"]), statistics.median(CPU["render-worker"])
+            print(f"        CPU seconds (moto server excluded): bpy alone {cb:.2f}, worker {cw:.2f}, "
+                  f"ratio {cw / cb:.2f}")  # fmt: skip
         if stitch_worker:
             sb, sw = statistics.median(stitch_base), statistics.median(stitch_worker)
             print(f"stitch  {n} frames 320x180 h264: bare ffmpeg {sb:.3f} s, worker stitch {sw:.3f} s, "
                   f"ratio {sw / sb:.2f} (target <= 1.3)")  # fmt: skip
+            cb, cw = statistics.median(CPU["stitch-ffmpeg"]), statistics.median(CPU["stitch-worker"])
+            print(f"        CPU seconds: bare ffmpeg {cb:.3f}, worker stitch {cw:.3f}, ratio {cw / cb:.2f}")
         print(json.dumps({"render": {"baseline": render_base, "worker": render_worker},
-                          "stitch": {"baseline": stitch_base, "worker": stitch_worker}}))  # fmt: skip
+                          "stitch": {"baseline": stitch_base, "worker": stitch_worker}, "cpu": CPU}))  # fmt: skip
     finally:
         moto.terminate()
         moto.wait(timeout=10)
