@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 from conftest import make_scene
 from helpers import make_spec
+from hypothesis import given
+from hypothesis import strategies as st
 
 from addon.core.exitcodes import CONTENT_ERROR, RETRYABLE, SUCCESS
 from addon.core.jobspec import InputManifest, JobSpec
@@ -187,6 +189,15 @@ def test_frame_runs_cover_every_frame_once_in_order():
     for frames in ([1, 2, 3, 4], [1, 3, 4, 10, 20, 30], [0, 5, 6, 8, 100]):
         expanded = [f for s, e, step in frame_runs(frames) for f in range(s, e + 1, step)]
         assert expanded == frames
+
+
+@given(st.sets(st.integers(-1000, 1000), min_size=1, max_size=60))
+def test_frame_runs_property_every_frame_exactly_once(frame_set):
+    frames = sorted(frame_set)
+    runs = frame_runs(frames)
+    expanded = [f for s, e, step in runs for f in range(s, e + 1, step)]
+    assert expanded == frames  # each frame once, in order, nothing extra
+    assert all(step >= 1 and s <= e for s, e, step in runs)
 
 
 def test_event_lines_round_trip_and_ignore_blender_chatter():

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 from helpers import make_spec
+from hypothesis import given
+from hypothesis import strategies as st
 
 from addon.core.exitcodes import CONTENT_ERROR, SUCCESS
 from addon.core.jobspec import AudioTrack, JobSpec
@@ -93,6 +95,15 @@ def test_local_layout_keeps_contiguous_numbers_and_renumbers_gaps():
     assert local_layout([5, 6, 7]) == (5, [5, 6, 7])
     assert local_layout([1, 3, 5]) == (0, [0, 1, 2])
     assert local_layout([-2, -1, 0]) == (0, [0, 1, 2])
+
+
+@given(st.sets(st.integers(-500, 500), min_size=1, max_size=50))
+def test_local_layout_property_is_a_gapless_sequence_in_frame_order(frame_set):
+    frames = sorted(frame_set)
+    start, numbers = local_layout(frames)
+    # image2 reads start, start+1, ... : the local numbers must be exactly that run
+    assert numbers == list(range(start, start + len(frames)))
+    assert start >= 0
 
 
 def test_encode_argv_is_a_list_with_the_required_options():
