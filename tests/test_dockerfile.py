@@ -128,6 +128,10 @@ def test_apt_packages_exist_on_this_debian():
             continue
         known = subprocess.run(["apt-cache", "show", pkg], capture_output=True, text=True)
         assert known.returncode == 0 and known.stdout.strip(), f"Debian has no package {pkg!r}"
+    # the Dockerfile's apt-get step, simulated (-s: no root, no download, nothing changes)
+    sim = subprocess.run(["apt-get", "-s", "install", "-y", "--no-install-recommends", *packages],
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert sim.returncode == 0, sim.stderr[-2000:]
     # the ffmpeg the image gets can do what stitch asks of it
     encoders = subprocess.run(["ffmpeg", "-hide_banner", "-encoders"], capture_output=True, text=True).stdout
     for name in ("libx264", "libx265", "libvpx-vp9", "libaom-av1", "prores_ks", "aac"):
