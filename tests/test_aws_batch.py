@@ -244,3 +244,33 @@ def test_spec_is_cached_and_validated(env, aws_settings):
     S3Store(aws_settings).put_bytes(json.dumps({"schema_version": 99}).encode(), spec_uri)
     with pytest.raises(AwsBatchRenderError, match="newer than this worker"):
         env.backend().status(record)
+
+
+def test_gpu_specs_render_on_the_gpu_queue_and_stitch_on_the_cpu_queue(env, aws_settings):
+    from addon.core.aws import client as aws_client
+
+    batch = aws_client("batch", aws_settings)
+    ce = batch.describe_compute_environments()["computeEnvironments"][0]["computeEnvironmentArn"]
+    batch.create_job_queue(jobQueueName="abr-gpu", state="ENABLED", priority=1,
+                           computeEnvironmentOrder=[{"order": 1, "computeEnvironment": ce}])
+    spec, spec_uri = write_spec(aws_settings)
+    spec.render.device = "GPU"
+    backend = env.backend(gpu_job_queue="abr-gpu")
+    counter = CallCounter(*clients_of(backend))
+    record = backend.submit(spec, spec_uri)
+    render, stitch = counter.params["SubmitJob"]
+    assert render["jobQueue"] == "abr-gpu" and stitch["jobQueue"] == QUEUE
+    assert {"type": "GPU", "value": "1"} in render["containerOverrides"]["resourceRequirements"]
+    assert "resourceRequirements" not in stitch["containerOverrides"]
+    assert record.jobs["job_queue"] == "abr-gpu" and record.settings["gpu_job_queue"] == "abr-gpu"
+
+
+def test_a_failed_stitch_submit_stops_the_render_job(env, aws_settings):
+    spec, spec_uri = write_spec(aws_settings)
+    backend = AwsBatchBackend(aws_settings, QUEUE, RENDER_DEF, "no-such-stitch", preflight=False)
+    counter = CallCounter(*clients_of(backend))
+    with pytest.raises(JobDefinitionError):
+        backend.submit(spec, spec_uri)
+    (render_id,) = {p["jobId"] for p in counter.params["TerminateJob"]}
+    assert counter.params["CancelJob"][0]["jobId"] == render_id
+    assert counter.params["SubmitJob"][0]["jobDefinition"] == RENDER_DEF

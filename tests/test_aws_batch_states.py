@@ -277,3 +277,17 @@ def test_plain_job_vcpu_hours_from_its_start_time(env):
     status = backend.status(record)
     assert status.state == "RUNNING" and status.chunk_counts == {"RUNNING": 1}
     assert status.vcpu_hours == pytest.approx(4 * 360 / 3600, rel=0.05)  # 4 vCPUs for 6 minutes
+
+
+def test_retry_of_one_slice_is_a_plain_job(env):
+    _spec, backend, record = submit(env, FIVE[:3])
+    set_states(record.jobs["render_job_id"], ["SUCCEEDED", "FAILED", "SUCCEEDED"], parent_state="FAILED")
+    moto_job(record.jobs["stitch_job_id"]).status = "FAILED"
+    counter = CallCounter(*clients_of(backend))
+    backend.retry_failed(record)
+    render_req = counter.params["SubmitJob"][0]
+    assert "arrayProperties" not in render_req  # Batch arrays start at 2 children
+    assert render_req["jobName"].endswith("-render-r1")
+    assert record.jobs["history"][-1] == {**record.jobs["history"][-1], "slices": [1], "is_array": False}
+    status = backend.status(record)  # the plain retry SUCCEEDED at once in moto
+    assert status.chunk_counts == {"SUCCEEDED": 3} and status.failed_slices == []
