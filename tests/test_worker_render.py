@@ -477,3 +477,22 @@ def test_unknown_scene_is_a_content_error(tmp_path, tiny_scene):
     proc = run_worker(worker_env(spec_uri, 0))
     assert proc.returncode == CONTENT_ERROR, proc.stderr[-3000:]
     assert "no scene named 'Shot 42' (it has: Demo)" in proc.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.slow
+def test_python_without_bpy_is_refused_clearly(tmp_path, tiny_scene):
+    root = path_to_uri(tmp_path / "bucket", directory=True)
+    _, spec_uri = pack_job(root, tiny_scene, [[1]])
+    venv = tmp_path / "plain-venv"  # a Python with no bpy, e.g. Blender's bundled interpreter
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    proc = run_worker(worker_env(spec_uri, 0, BLENDER_PYTHON=str(venv / "bin" / "python")))
+    assert proc.returncode == CONTENT_ERROR, proc.stderr[-3000:]
+    assert "has no bpy module: set BLENDER_BIN" in proc.stderr.strip().splitlines()[-1]
+
+
+def test_blender_argv_from_env_precedence():
+    from worker.blender_process import blender_argv_from_env
+
+    assert blender_argv_from_env({"BLENDER_BIN": "/b/blender", "BLENDER_PYTHON": "/p/python"})[0] == "/b/blender"
+    assert blender_argv_from_env({"BLENDER_PYTHON": "/p/python"})[0] == "/p/python"
+    assert blender_argv_from_env({"PATH": ""})[0] == sys.executable  # this Python has bpy

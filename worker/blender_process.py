@@ -61,8 +61,19 @@ def blender_argv(
 
 
 def blender_argv_from_env(environ: Mapping[str, str] | None = None) -> list[str]:
+    """``BLENDER_BIN``, else ``BLENDER_PYTHON``, else this Python if it has bpy, else a
+    ``blender`` on PATH, else this Python (which then fails with a clear message)."""
     env = os.environ if environ is None else environ
-    return blender_argv(blender_bin=env.get("BLENDER_BIN", ""), python=env.get("BLENDER_PYTHON", ""))
+    if env.get("BLENDER_BIN") or env.get("BLENDER_PYTHON"):
+        return blender_argv(blender_bin=env.get("BLENDER_BIN", ""), python=env.get("BLENDER_PYTHON", ""))
+    import importlib.util
+    import shutil
+
+    if importlib.util.find_spec("bpy") is None:  # finds, does not import
+        found = shutil.which("blender", path=env.get("PATH"))
+        if found:
+            return blender_argv(blender_bin=found)
+    return blender_argv()
 
 
 class BlenderProcess:

@@ -238,7 +238,16 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="inner_render")
     parser.add_argument("--job", default="-", help="JSON job file, or '-' for one line on stdin")
     args = parser.parse_args(argv)
-    import bpy  # the slow part of starting up: done before the job arrives
+    try:
+        import bpy  # the slow part of starting up: done before the job arrives
+    except ImportError:
+        emit(
+            ERROR_TAG,
+            kind="setup",
+            message=f"{sys.executable} has no bpy module: set BLENDER_BIN to a Blender binary, or "
+            "BLENDER_PYTHON to a Python with the bpy wheel installed.",
+        )
+        return CONTENT_ERROR
 
     if args.job == "-":
         line = sys.stdin.readline()
