@@ -231,3 +231,32 @@ class _PrefsSelf:
 
     def __getattr__(self, name):
         return getattr(self._prefs, name)
+
+
+def test_latest_frame_becomes_a_thumbnail(addon, tmp_path):
+    bg, rows = mod("blender.background"), mod("blender.job_rows")
+    frame = tmp_path / "frames" / "frame_000007.png"
+    frame.parent.mkdir()
+    image = bpy.data.images.new("abr-thumb", 16, 9)
+    image.filepath_raw = str(frame)
+    image.file_format = "PNG"
+    image.save()
+    bpy.data.images.remove(image)
+    rt = runtime()
+    rt.jobs_for = rows.current_blend()
+    rt["_loaded"] = True
+    record = _record("sub-thumb", rows.current_blend(), backend="local")
+    mod("core.records").RecordStore(mod("blender.config").records_dir()).save(record)
+    rows.add_record(record, rt)
+    bg.post(bg.StatusUpdate("sub-thumb", _status("sub-thumb", {"RUNNING": 1}, 7, latest_frame=7,
+                                                 latest_frame_uri=f"file://{frame}")))
+    drain(timeout=30)  # the status starts a fetch thread; its answer loads the icon
+    row = rows.find(rt, "sub-thumb")
+    assert row.preview_frame == 7
+    # the fetched file is loaded as a preview (headless Blender gives it icon id 0: no UI)
+    previews = mod("blender.previews")
+    assert previews.loaded()
+    assert tuple(previews._collection["sub-thumb-7"].image_size) == (16, 9)
+    jobs = FakePanel()
+    mod("blender.panel").AWSBATCH_PT_jobs.draw(jobs, bpy.context)
+    assert "Latest frame: 7" in jobs.layout.texts()

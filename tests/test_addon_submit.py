@@ -160,3 +160,32 @@ def test_submit_options_follow_the_panel(addon, tiny_scene):
     options = mod("blender.ops_submit").build_options(bpy.context.scene, mod("blender.config").prefs())
     assert (options.frames, options.video_codec) == ("", "")
     assert json.dumps(options.__dict__)  # plain data: safe to hand to the thread
+
+
+def test_cancelled_upload_submits_nothing_and_cleans_up(batch, aws, tiny_scene, tmp_path):
+    """The thread's submit with its cancel event already set (what Cancel/Esc do)."""
+    import threading
+
+    from addon.core.aws import AwsSettings, client
+
+    bpy.ops.wm.open_mainfile(filepath=str(tiny_scene))
+    config, ops, tasks = mod("blender.config"), mod("blender.ops_submit"), mod("blender.tasks")
+    bg = mod("blender.background")
+    with pytest.raises(RuntimeError, match="No upload is running"):
+        bpy.ops.awsbatch.cancel_submit()  # poll() explains why it is greyed out
+    temp = tmp_path / "copy"
+    temp.mkdir()
+    blend_copy = ops.save_copy(str(temp))
+    snapshot = mod("blender.snapshot").snapshot_scene(bpy.context.scene, blend_path=str(tiny_scene))
+    options = ops.build_options(bpy.context.scene, config.prefs())
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(mod("core.submit").SubmissionCancelled):
+        tasks.submit(blend_copy, snapshot, options, config.target(bpy.context.scene), config.records_dir(),
+                     str(temp), cancel=cancel)
+    assert not temp.exists()  # the saved copy is removed whatever happens
+    assert not [m for m in bg.drain_pending() if isinstance(m, bg.SubmitDone)]
+    s3 = client("s3", AwsSettings(region="us-east-1", endpoint_url=aws.endpoint))
+    assert not [o["Key"] for o in s3.list_objects_v2(Bucket="abr-test").get("Contents", [])
+                if o["Key"].endswith("spec.json")]
+    assert mod("core.records").RecordStore(config.records_dir()).list() == []

@@ -128,9 +128,10 @@ def draw_job(box: Any, row: Any) -> None:
     if row.vcpu_hours:
         times += f"   {row.vcpu_hours:.2f} vCPU-h"
     box.label(text=times)
-    if row.preview_icon:
-        box.template_icon(icon_value=row.preview_icon, scale=6.0)
-        box.label(text=f"Frame {row.preview_frame}")
+    if row.preview_frame >= 0:
+        if row.preview_icon:  # 0 in background mode: Blender builds no icons without a UI
+            box.template_icon(icon_value=row.preview_icon, scale=6.0)
+        box.label(text=f"Latest frame: {row.preview_frame}", icon="IMAGE_DATA")
     if row.failed_slices:
         box.label(text=f"Failed chunks: {row.failed_slices}", icon="ERROR")
     for text, icon in ((row.error, "ERROR"), (row.message, "INFO")):
