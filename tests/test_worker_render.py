@@ -496,3 +496,40 @@ def test_blender_argv_from_env_precedence():
     assert blender_argv_from_env({"BLENDER_BIN": "/b/blender", "BLENDER_PYTHON": "/p/python"})[0] == "/b/blender"
     assert blender_argv_from_env({"BLENDER_PYTHON": "/p/python"})[0] == "/p/python"
     assert blender_argv_from_env({"PATH": ""})[0] == sys.executable  # this Python has bpy
+
+
+FAKE_BLENDER = """#!{python}
+# Stands in for Blender's process only, to drive the outer process's protocol handling:
+# it writes every asked frame, reports it, then {ending}.
+import json, os, signal, sys
+job = json.loads(sys.stdin.readline())
+for i, frame in enumerate(job["frames"]):
+    if "skip-last" == "{ending}" and i == len(job["frames"]) - 1:
+        break
+    path = os.path.join(job["out_dir"], "frame_%06d.png" % frame)
+    with open(path, "wb") as fh:
+        fh.write(b"frame %d" % frame)
+    print("ABR_FRAME " + json.dumps({{"frame": frame, "path": path, "seconds": 0.5}}), flush=True)
+if "{ending}" == "segfault":
+    os.kill(os.getpid(), signal.SIGSEGV)
+"""
+
+
+@pytest.mark.parametrize(("ending", "code"), [("segfault", SUCCESS), ("skip-last", RETRYABLE)])
+def test_outcome_depends_on_frames_written_not_on_how_blender_exits(tmp_path, ending, code):
+    fake = tmp_path / "fake-blender"
+    fake.write_text(FAKE_BLENDER.format(python=sys.executable, ending=ending))
+    fake.chmod(0o755)
+    blend = tmp_path / "scene.blend"
+    blend.write_bytes(b"not opened by the stand-in")
+    root = path_to_uri(tmp_path / "bucket", directory=True)
+    spec, spec_uri = pack_job(root, blend, [[1, 2, 3]])
+    proc = run_worker(worker_env(spec_uri, 0, BLENDER_BIN=str(fake)))
+    assert proc.returncode == code, proc.stderr[-3000:]
+    if ending == "segfault":  # crashed on the way out, after every frame: keep them
+        assert sorted(frames_in_store(spec)) == [1, 2, 3]
+        assert "(SIGSEGV) after writing every frame" in proc.stderr
+        assert progress_record(spec, 0).seconds_per_frame == pytest.approx(0.5)
+    else:
+        assert sorted(frames_in_store(spec)) == [1, 2]
+        assert "finished without writing frame(s) 3" in proc.stderr.strip().splitlines()[-1]

@@ -21,7 +21,7 @@ import signal
 import tempfile
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -122,7 +122,6 @@ class SliceRender:
         self.signal_name = ""
         self.progress: ProgressRecorder | None = None
         self.upload_error: Exception | None = None
-        self._uploads: list[Future[None]] = []
 
     # --- signals -----------------------------------------------------------------------
     def on_signal(self, signum: int, _frame: Any) -> None:
@@ -235,7 +234,7 @@ class SliceRender:
                 if written.frame not in todo:
                     log.warning("Blender reported frame %d, which this slice did not ask for", written.frame)
                     continue
-                self._uploads.append(pool.submit(upload, written.frame, written.path, written.seconds))
+                pool.submit(upload, written.frame, written.path, written.seconds)
             result = self.blender.wait()
             # leaving the block waits for every upload in flight: frames written are kept
         return result
@@ -245,9 +244,17 @@ class SliceRender:
         progress = self.progress
         if self.upload_error is not None:
             raise WorkerRetryableError(f"Uploading frames failed: {self.upload_error}")
-        self.check_interrupted()
         if result.content_error:
             raise SceneContentError(result.content_error)
+        if not progress.missing:
+            # Every frame is in the store: a signal or a crash while Blender shut down changes nothing.
+            if result.returncode != 0:
+                log.warning("Blender %s after writing every frame; keeping them", describe_exit(result.returncode))
+            message = "; ".join(result.warnings)
+            progress.write("SUCCEEDED", message)
+            log.info("Slice %d done: %d frame(s)", progress.index, len(progress.frames))
+            return SUCCESS
+        self.check_interrupted()
         if result.returncode != 0:
             tail = "\n".join(result.tail)
             log.error("Blender's last %d lines:\n%s", len(result.tail), tail)
@@ -256,16 +263,10 @@ class SliceRender:
                 f"{self._done_text()} another attempt resumes. Last line: "
                 f"{result.tail[-1] if result.tail else '(no output)'}"
             )
-        missing = progress.missing
-        if missing:
-            raise BlenderCrashed(
-                f"Blender finished without writing frame(s) {describe_frames(missing)}; "
-                "another attempt renders them."
-            )
-        message = "; ".join(result.warnings)
-        progress.write("SUCCEEDED", message)
-        log.info("Slice %d done: %d frame(s)", progress.index, len(progress.frames))
-        return SUCCESS
+        raise BlenderCrashed(
+            f"Blender finished without writing frame(s) {describe_frames(progress.missing)}; "
+            "another attempt renders them."
+        )
 
 
 def run_render(env: WorkerEnv | None = None) -> int:
