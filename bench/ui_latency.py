@@ -228,6 +228,7 @@ def measure_stall(zip_path: Path, endpoint: str, size_mb: int, poll_seconds: flo
                 return
             time.sleep(TICK_EVERY_S)
 
+    load_before = os.getloadavg()[0]
     st.tick()  # load the (empty) rows of this file
     timed_op("submit", lambda: bpy.ops.awsbatch.submit())
     upload_started = time.monotonic()
@@ -256,6 +257,12 @@ def measure_stall(zip_path: Path, endpoint: str, size_mb: int, poll_seconds: flo
         "submit_execute_ms": round(ops["submit"][0] * 1000, 1),
         "refresh_execute_max_ms": round(max(ops["refresh"] or [0]) * 1000, 3),
         "longest_stall_ms": round(max(max(ticks), max(all_ops)) * 1000, 3),
+        "ticks_over_target": sum(1 for t in ticks if t > STALL_TARGET_S),
+        "cpu_of_ticks_over_target_max_ms": round(
+            max([c for t, c in zip(ticks, tick_cpu) if t > STALL_TARGET_S] or [0.0]) * 1000, 3
+        ),
+        "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+        "cpus": os.cpu_count(),
         "slowest_ticks": [
             {"ms": round(sec * 1000, 2), "cpu_ms": round(cpu * 1000, 2), "at_s": round(at, 2), "handled": msgs}
             for sec, at, msgs, cpu in slowest
@@ -302,6 +309,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  slow tick {item['ms']} ms ({item['cpu_ms']} ms on the CPU) at {item['at_s']} s, "
               f"handled {item['handled'] or 'no messages'}")
     print(f"operators: submit execute {s['submit_execute_ms']} ms, refresh max {s['refresh_execute_max_ms']} ms")
+    print(f"ticks over {STALL_TARGET_S * 1000:.0f} ms: {s['ticks_over_target']} of {s['ticks']} "
+          f"(the most CPU any of them used: {s['cpu_of_ticks_over_target_max_ms']} ms); load average "
+          f"{s['load_average_1min'][0]} -> {s['load_average_1min'][1]} on {s['cpus']} CPUs")
     ok_stall = s["longest_stall_ms"] <= STALL_TARGET_S * 1000
     print(f"LONGEST MAIN-THREAD STALL: {s['longest_stall_ms']} ms (target <= {STALL_TARGET_S * 1000:.0f} ms) "
           f"{'OK' if ok_stall else 'OVER'}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 
 import pytest
 from test_addon_support import (
@@ -189,3 +190,37 @@ def test_cancelled_upload_submits_nothing_and_cleans_up(batch, aws, tiny_scene, 
     assert not [o["Key"] for o in s3.list_objects_v2(Bucket="abr-test").get("Contents", [])
                 if o["Key"].endswith("spec.json")]
     assert mod("core.records").RecordStore(config.records_dir()).list() == []
+
+
+def test_render_on_this_computer_end_to_end(addon, tiny_scene, tmp_path, monkeypatch):
+    """Backend 'This Computer': submit, follow to SUCCEEDED with the timer, download the video."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))  # the local store lives there
+    set_online(False)  # the local backend needs no network
+    bpy.ops.wm.open_mainfile(filepath=str(tiny_scene))
+    configure_prefs("", "", {}, backend="LOCAL")
+    s = bpy.context.scene.awsbatch
+    s.use_frames_override = True
+    s.frames = "1-3"
+    s.chunk_size = 2
+    assert bpy.ops.awsbatch.submit() == {"FINISHED"}
+    drain(timeout=60, until=lambda: not runtime().submitting)
+    rt = runtime()
+    assert rt.submit_error == ""
+    row = rt.jobs[0]
+    assert (row.backend, row.frames_total) == ("local", 3)
+    st = mod("blender.status_timer")
+    deadline = time.monotonic() + 150
+    while not row.finished:
+        assert time.monotonic() < deadline, (row.state, row.counts, row.error)
+        st.STATE.next_poll = 0.0  # do not wait for the backoff in a test
+        st.tick()
+        time.sleep(0.1)
+    drain(timeout=30)
+    assert row.state == "SUCCEEDED", (row.state, row.message, row.error)
+    assert row.frames_done == 3 and row.video_uri
+    assert bpy.ops.awsbatch.download(submission_id=row.submission_id, what="VIDEO",
+                                     directory=str(tmp_path / "dl")) == {"FINISHED"}
+    drain(timeout=30)
+    video = tmp_path / "dl" / row.downloaded.rsplit("/", 1)[-1]
+    assert row.downloaded == str(video) and video.suffix == ".mp4", (row.downloaded, row.error)
+    assert video.is_file() and video.read_bytes()[4:8] == b"ftyp"  # an MP4 container
