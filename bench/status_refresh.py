@@ -91,7 +91,9 @@ def _scenario(settings, frames: int, chunk: int, index: int) -> dict:
         inputs=InputManifest(uri=f"s3://{BUCKET}/inputs/", files={"s.blend": "a" * 64}, main_blend="s.blend"),
         slices=slices,
         output=OutputSpec(
-            frames_uri=base + "frames/", progress_uri=base + "progress/", video_uri=base + "video/",
+            frames_uri=base + "frames/",
+            progress_uri=base + "progress/",
+            video_uri=base + "video/",
             video=VideoSettings(fps_num=24, fps_den=1, width=64, height=36),
         ),
         render=RenderSettings(engine="CYCLES", threads=4, width=64, height=36),
@@ -218,8 +220,10 @@ def main(argv: list[str] | None = None) -> int:
         for r in rows:
             by_frames.setdefault(r["frames"], set()).add(r["steady_calls"])
         constant = all(len(v) == 1 for v in by_frames.values())
-        print(f"constant in chunk count: {constant}; all within 2 + ceil(frames/1000): "
-              f"{all(r['within_budget'] for r in rows)}")
+        print(
+            f"constant in chunk count: {constant}; all within 2 + ceil(frames/1000): "
+            f"{all(r['within_budget'] for r in rows)}"
+        )
     ok = all(r["within_budget"] for r in rows)
     return 0 if ok else 1
 

@@ -251,8 +251,12 @@ def test_gpu_specs_render_on_the_gpu_queue_and_stitch_on_the_cpu_queue(env, aws_
 
     batch = aws_client("batch", aws_settings)
     ce = batch.describe_compute_environments()["computeEnvironments"][0]["computeEnvironmentArn"]
-    batch.create_job_queue(jobQueueName="abr-gpu", state="ENABLED", priority=1,
-                           computeEnvironmentOrder=[{"order": 1, "computeEnvironment": ce}])
+    batch.create_job_queue(
+        jobQueueName="abr-gpu",
+        state="ENABLED",
+        priority=1,
+        computeEnvironmentOrder=[{"order": 1, "computeEnvironment": ce}],
+    )
     spec, spec_uri = write_spec(aws_settings)
     spec.render.device = "GPU"
     backend = env.backend(gpu_job_queue="abr-gpu")

@@ -59,8 +59,13 @@ def env(aws_settings, s3_bucket):
 def test_each_error_has_its_own_exit_code():
     codes = [cls.exit_code for cls in ALL]
     assert len(set(codes)) == len(codes)
-    core = {errors.FrameRangeError.exit_code, errors.StorageError.exit_code, records.RecordNotFoundError.exit_code,
-            5, 130}  # 5: the submit pipeline's and the local backend's errors; 130: interrupted
+    core = {
+        errors.FrameRangeError.exit_code,
+        errors.StorageError.exit_code,
+        records.RecordNotFoundError.exit_code,
+        5,
+        130,
+    }  # 5: the submit pipeline's and the local backend's errors; 130: interrupted
     assert not set(codes) & core
     assert all(issubclass(cls, errors.AwsBatchRenderError) for cls in ALL)
 
@@ -92,8 +97,14 @@ def _stubbed(backend: AwsBatchBackend, service: str, method: str, code: str, mes
 def test_expired_token(env, aws_settings):
     spec, spec_uri = write_spec(aws_settings)
     backend = AwsBatchBackend(aws_settings, QUEUE, RENDER_DEF, STITCH_DEF, preflight=False)
-    _stubbed(backend, "batch", "submit_job", "ExpiredTokenException", "The security token included in the "
-             "request is expired", 403)
+    _stubbed(
+        backend,
+        "batch",
+        "submit_job",
+        "ExpiredTokenException",
+        "The security token included in the request is expired",
+        403,
+    )
     with pytest.raises(AwsCredentialsExpiredError) as exc:
         backend.submit(spec, spec_uri)
     assert "session token has expired" in str(exc.value) and "aws sso login" in str(exc.value)
@@ -103,8 +114,14 @@ def test_expired_token(env, aws_settings):
 def test_rejected_access_key(env, aws_settings):
     spec, spec_uri = write_spec(aws_settings)
     backend = AwsBatchBackend(aws_settings, QUEUE, RENDER_DEF, STITCH_DEF, preflight=False)
-    _stubbed(backend, "batch", "submit_job", "UnrecognizedClientException", "The security token included in "
-             "the request is invalid.", 403)
+    _stubbed(
+        backend,
+        "batch",
+        "submit_job",
+        "UnrecognizedClientException",
+        "The security token included in the request is invalid.",
+        403,
+    )
     with pytest.raises(AwsCredentialsInvalidError, match="rejected the access key"):
         backend.submit(spec, spec_uri)
 
@@ -122,8 +139,7 @@ def test_access_denied_from_s3_names_the_permission(env, aws_settings):
 def test_throttling_that_outlasted_the_retries(env, aws_settings):
     spec, spec_uri = write_spec(aws_settings)
     backend = AwsBatchBackend(aws_settings, QUEUE, RENDER_DEF, STITCH_DEF, preflight=False)
-    _stubbed(backend, "batch", "submit_job", "TooManyRequestsException", "Too Many Requests", 429,
-             RetryAttempts=7)
+    _stubbed(backend, "batch", "submit_job", "TooManyRequestsException", "Too Many Requests", 429, RetryAttempts=7)
     with pytest.raises(AwsThrottledError) as exc:
         backend.submit(spec, spec_uri)
     assert "kept throttling" in str(exc.value) and "after 8 attempts" in str(exc.value)
@@ -142,8 +158,15 @@ def test_bucket_missing(env, aws_settings):
 def test_bucket_in_another_region(env, aws_settings):
     record = env.backend().submit(*write_spec(aws_settings))
     backend = env.backend()
-    _stubbed(backend, "s3", "get_object", "PermanentRedirect", "The bucket you are attempting to access must be "
-             "addressed using the specified endpoint.", 301, HTTPHeaders={"x-amz-bucket-region": "eu-west-1"})
+    _stubbed(
+        backend,
+        "s3",
+        "get_object",
+        "PermanentRedirect",
+        "The bucket you are attempting to access must be addressed using the specified endpoint.",
+        301,
+        HTTPHeaders={"x-amz-bucket-region": "eu-west-1"},
+    )
     with pytest.raises(BucketRegionError) as exc:
         backend.status(record)
     assert exc.value.region == "eu-west-1"
@@ -165,9 +188,19 @@ def test_queue_invalid_from_preflight(env, aws_settings):
     stub = Stubber(backend.client("batch"))
     stub.add_response(
         "describe_job_queues",
-        {"jobQueues": [{"jobQueueName": QUEUE, "jobQueueArn": env.queue_arn, "state": "ENABLED",
-                        "status": "INVALID", "statusReason": "CLIENT_ERROR - compute environment deleted",
-                        "priority": 1, "computeEnvironmentOrder": []}]},
+        {
+            "jobQueues": [
+                {
+                    "jobQueueName": QUEUE,
+                    "jobQueueArn": env.queue_arn,
+                    "state": "ENABLED",
+                    "status": "INVALID",
+                    "statusReason": "CLIENT_ERROR - compute environment deleted",
+                    "priority": 1,
+                    "computeEnvironmentOrder": [],
+                }
+            ]
+        },
     )
     stub.activate()
     with pytest.raises(JobQueueError, match=r"is INVALID.*compute environment deleted"):

@@ -199,7 +199,9 @@ def test_local_backend_end_to_end(tiny_scene, tmp_path, records, monkeypatch, ca
     (video,) = dest.glob("*.mp4")  # named after the scene by the spec builder
     assert video.stat().st_size > 0 and f"Video: {video}" in out
     assert sorted(p.name for p in (dest / "frames").iterdir()) == [
-        "frame_000001.png", "frame_000002.png", "frame_000003.png"
+        "frame_000001.png",
+        "frame_000002.png",
+        "frame_000003.png",
     ]
 
 

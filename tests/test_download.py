@@ -28,9 +28,7 @@ def test_downloads_frames_and_video_and_reports_what_is_missing(local, tmp_path)
     store.put_bytes(b"not a frame", spec.output.frames_uri + "thumbs.db")
     calls = []
     report = download_submission(spec, tmp_path / "dl", progress=lambda d, t: calls.append((d, t)))
-    assert sorted(p.name for p in (tmp_path / "dl" / "frames").iterdir()) == [
-        spec.frame_name(f) for f in (1, 2, 3, 8)
-    ]
+    assert sorted(p.name for p in (tmp_path / "dl" / "frames").iterdir()) == [spec.frame_name(f) for f in (1, 2, 3, 8)]
     assert report.video == tmp_path / "dl" / "video.mp4"
     assert report.video.read_bytes() == b"video-bytes"
     assert report.frames_missing == [4, 5, 6, 7]

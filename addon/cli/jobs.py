@@ -42,8 +42,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "upload what the store lacks, write the job spec and start the render and stitch jobs.",
     )
     p.add_argument("blend", type=Path, metavar="FILE.blend", help="the scene to render")
-    p.add_argument("--frames", default="", help="frames to render, e.g. '1-250' or '1-10,20,30-40x2' "
-                   "(default: the scene's range and step)")
+    p.add_argument(
+        "--frames",
+        default="",
+        help="frames to render, e.g. '1-250' or '1-10,20,30-40x2' (default: the scene's range and step)",
+    )
     p.add_argument("--chunk", type=_positive_int, default=10, metavar="N", help="frames per chunk (default 10)")
     p.add_argument("--backend", choices=("aws", "local"), default="aws", help="where to render (default aws)")
     p.add_argument("--scene", default="", help="scene to render (default: the file's active scene)")
@@ -60,8 +63,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--allow-missing", action="store_true", help="submit even if files the scene uses are missing")
     p.add_argument("--vcpus", type=_positive_int, help="vCPUs per chunk (default: the job definition's)")
     p.add_argument("--memory", type=_positive_int, metavar="MIB", help="memory per chunk in MiB")
-    p.add_argument("--timeout", type=_positive_int, default=3600, metavar="SECONDS",
-                   help="time limit of one chunk attempt (default 3600)")
+    p.add_argument(
+        "--timeout",
+        type=_positive_int,
+        default=3600,
+        metavar="SECONDS",
+        help="time limit of one chunk attempt (default 3600)",
+    )
     p.add_argument("--attempts", type=_positive_int, default=3, help="attempts per chunk, 1-10 (default 3)")
     p.add_argument("--concurrency", type=_positive_int, help="local backend: chunks at once")
     p.add_argument("--store", default="", metavar="URI", help="local backend: file:/// store root")
@@ -71,11 +79,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     _records_arg(p)
     p.set_defaults(func=cmd_submit)
 
-    p = sub.add_parser("status", help="show a submission's progress",
-                       description="Frames done, chunks per state, ETA and the latest frame.")
+    p = sub.add_parser(
+        "status",
+        help="show a submission's progress",
+        description="Frames done, chunks per state, ETA and the latest frame.",
+    )
     p.add_argument("id", help="submission id (a unique prefix is enough)")
-    p.add_argument("--watch", action="store_true", help="refresh until the render ends (exit 0 when it "
-                   f"succeeded, {WATCH_NOT_SUCCEEDED} when it failed or was cancelled)")
+    p.add_argument(
+        "--watch",
+        action="store_true",
+        help="refresh until the render ends (exit 0 when it "
+        f"succeeded, {WATCH_NOT_SUCCEEDED} when it failed or was cancelled)",
+    )
     p.add_argument("--interval", type=float, default=5.0, help="seconds between refreshes (default 5)")
     p.add_argument("--json", action="store_true", help="print the status as JSON")
     _records_arg(p)
@@ -133,8 +148,13 @@ def _aws_args(p: argparse.ArgumentParser) -> None:
 
 
 def _records_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--records", type=Path, default=None, metavar="DIR",
-                   help="folder of submission records (default: the user's data folder)")
+    p.add_argument(
+        "--records",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="folder of submission records (default: the user's data folder)",
+    )
 
 
 def _records(args: argparse.Namespace) -> RecordStore:
@@ -359,8 +379,10 @@ def format_status(status: JobStatus) -> str:
         lines.append(f"  latest   frame {status.latest_frame}: {status.latest_frame_uri}")
     if status.failed_slices:
         shown = ", ".join(map(str, status.failed_slices[:20])) + (" …" if len(status.failed_slices) > 20 else "")
-        lines.append(f"  failed   chunk(s) {shown}: 'aws-batch-render logs {status.submission_id}' shows why, "
-                     f"'aws-batch-render retry {status.submission_id}' renders them again")
+        lines.append(
+            f"  failed   chunk(s) {shown}: 'aws-batch-render logs {status.submission_id}' shows why, "
+            f"'aws-batch-render retry {status.submission_id}' renders them again"
+        )
     if status.video_uri:
         lines.append(f"  video    {status.video_uri}")
     if status.message:
@@ -373,8 +395,10 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     record = store.load(args.id)
     backend_for_record(record).cancel(record)
     store.save(record)
-    print(f"Cancelled {record.submission_id}: pending chunks are cancelled, running ones terminated "
-          "(finished frames stay).")
+    print(
+        f"Cancelled {record.submission_id}: pending chunks are cancelled, running ones terminated "
+        "(finished frames stay)."
+    )
     return 0
 
 
@@ -386,8 +410,10 @@ def cmd_retry(args: argparse.Namespace) -> int:
     history = record.jobs.get("history") or []
     slices = history[-1].get("slices") if history and isinstance(history[-1], dict) else None
     what = f"{len(slices)} failed chunk(s)" if slices else "the failed chunks"
-    print(f"Retrying {what} of {record.submission_id}, then stitching again. "
-          f"Follow it with: aws-batch-render status {record.submission_id} --watch")
+    print(
+        f"Retrying {what} of {record.submission_id}, then stitching again. "
+        f"Follow it with: aws-batch-render status {record.submission_id} --watch"
+    )
     return 0
 
 

@@ -129,9 +129,7 @@ def base_job_name(spec: JobSpec) -> str:
     return sanitize_job_name(f"abr-{stem[: max(room, 1)]}-{spec.submission_id}")
 
 
-def container_overrides(
-    spec_uri: str, vcpus: int | None, memory_mib: int | None, gpus: int = 0
-) -> dict[str, Any]:
+def container_overrides(spec_uri: str, vcpus: int | None, memory_mib: int | None, gpus: int = 0) -> dict[str, Any]:
     overrides: dict[str, Any] = {"environment": [{"name": "JOB_SPEC_URI", "value": spec_uri}]}
     requirements = []
     if vcpus:
@@ -706,9 +704,7 @@ class AwsBatchBackend:
                 "they finish (or cancel the submission) before retrying the failed ones."
             )
         if not failed:
-            raise NothingToRetryError(
-                f"No chunk of {record.submission_id} has failed: there is nothing to retry."
-            )
+            raise NothingToRetryError(f"No chunk of {record.submission_id} has failed: there is nothing to retry.")
         slices = sorted(failed)
         n = 1 + sum(1 for h in record.jobs.get("history", []) if h.get("kind") == "retry")
         retry_spec = dataclasses.replace(
@@ -742,8 +738,7 @@ class AwsBatchBackend:
             slice_index = min(failed) if failed else 0
         if not 0 <= slice_index < record.slice_count:
             raise AwsBatchRenderError(
-                f"Slice {slice_index} does not exist: {record.submission_id} has slices "
-                f"0..{record.slice_count - 1}."
+                f"Slice {slice_index} does not exist: {record.submission_id} has slices 0..{record.slice_count - 1}."
             )
         entry = next(e for e in reversed(entries) if slice_index in e.slices)
         position = entry.slices.index(slice_index)

@@ -48,11 +48,15 @@ def make_backend(name: str, **cfg: Any) -> Backend:
                 "stitch_job_definition": "--stitch-job-definition",
             }
             raise BackendConfigError(
-                "The AWS backend needs " + ", ".join(flags[k] for k in missing)
+                "The AWS backend needs "
+                + ", ".join(flags[k] for k in missing)
                 + ": pass them, or --stack NAME to read them from the deployed stack."
             )
         return AwsBatchBackend(
-            settings, cfg.pop("job_queue"), cfg.pop("render_job_definition"), cfg.pop("stitch_job_definition"),
+            settings,
+            cfg.pop("job_queue"),
+            cfg.pop("render_job_definition"),
+            cfg.pop("stitch_job_definition"),
             **cfg,
         )
     if name == "local":

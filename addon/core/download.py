@@ -134,7 +134,9 @@ def download_submission(
                 future.result()  # re-raise the first failure (a StorageError with its fix)
     report.downloaded.sort()
     log.info(
-        "downloaded %d file(s), %d bytes; skipped %d", len(report.downloaded), report.bytes_downloaded,
+        "downloaded %d file(s), %d bytes; skipped %d",
+        len(report.downloaded),
+        report.bytes_downloaded,
         len(report.skipped),
     )
     return report
