@@ -260,3 +260,19 @@ def test_latest_frame_becomes_a_thumbnail(addon, tmp_path):
     jobs = FakePanel()
     mod("blender.panel").AWSBATCH_PT_jobs.draw(jobs, bpy.context)
     assert "Latest frame: 7" in jobs.layout.texts()
+
+
+def test_preferences_and_scene_settings_hold_no_secrets(addon):
+    prefs = mod("blender.config").prefs()
+    names = [p.identifier for p in prefs.bl_rna.properties]
+    names += [p.identifier for p in bpy.context.scene.awsbatch.bl_rna.properties]
+    assert "profile" in names and "endpoint_url" in names
+    assert not [n for n in names if any(w in n for w in ("secret", "access_key", "token", "password"))]
+
+
+def test_open_result_before_download_explains(addon):
+    rows = mod("blender.job_rows")
+    rt = runtime()
+    rows.add_record(_record("sub-open", rows.current_blend()), rt)
+    with pytest.raises(RuntimeError, match="Nothing downloaded yet"):
+        bpy.ops.awsbatch.open_result(submission_id="sub-open")

@@ -224,3 +224,29 @@ def test_render_on_this_computer_end_to_end(addon, tiny_scene, tmp_path, monkeyp
     video = tmp_path / "dl" / row.downloaded.rsplit("/", 1)[-1]
     assert row.downloaded == str(video) and video.suffix == ".mp4", (row.downloaded, row.error)
     assert video.is_file() and video.read_bytes()[4:8] == b"ftyp"  # an MP4 container
+
+
+def test_a_never_saved_file_can_be_submitted(batch, aws_settings):
+    from addon.core.aws import client
+    from addon.core.jobspec import JobSpec
+
+    bpy.ops.wm.read_homefile(use_empty=True)
+    ensure_installed()  # reading the home file must not lose the add-on
+    assert bpy.data.filepath == ""
+    scene = bpy.context.scene
+    cam = bpy.data.objects.new("Cam", bpy.data.cameras.new("Cam"))
+    scene.collection.objects.link(cam)
+    scene.camera = cam
+    scene.frame_start, scene.frame_end = 1, 4
+    assert bpy.ops.awsbatch.submit() == {"FINISHED"}
+    drain(timeout=90, until=lambda: not runtime().submitting)
+    drain(timeout=30)
+    rt = runtime()
+    assert rt.submit_error == ""
+    assert bpy.data.filepath == ""  # still a new, unsaved document
+    assert [r.frames_total for r in rt.jobs] == [4]
+    record = mod("core.records").RecordStore(mod("blender.config").records_dir()).list("")[0]
+    assert record.source_blend == ""
+    bucket, key = record.spec_uri[5:].split("/", 1)
+    spec = JobSpec.from_json(client("s3", aws_settings).get_object(Bucket=bucket, Key=key)["Body"].read())
+    assert spec.inputs.main_blend.endswith(".blend") and spec.frames == [1, 2, 3, 4]
