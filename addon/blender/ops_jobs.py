@@ -53,13 +53,14 @@ class _JobOperator:
             return {"CANCELLED"}
         row, record = found
         key = f"{self.task}:{record.submission_id}"
-        if not bg.start(self.task, key, fn, record.to_json(), *args):
+        if bg.busy(key):
             self.report({"WARNING"}, f"Already busy with {self.task} for {record.submission_id}")
             return {"CANCELLED"}
         if row is not None:
             row.busy = self.task
             row.error = ""
         status_timer.ensure_running()
+        bg.start(self.task, key, fn, record.to_json(), *args)  # last: see ops_submit
         return {"FINISHED"}
 
 

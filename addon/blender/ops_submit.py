@@ -151,12 +151,13 @@ class AWSBATCH_OT_submit(bpy.types.Operator):
         rt.submit_fraction = 0.0
         rt.submit_message = "Packing the scene and its files…"
         context.window_manager.progress_begin(0, 100)
-        bg.start(
-            "submit", "submit", tasks.submit, blend_copy, snapshot, options, target, config.records_dir(), temp_dir
-        )
-        status_timer.ensure_running()
         where = "this computer" if target.backend == "local" else "AWS Batch"
         self.report({"INFO"}, f"Submitting {snapshot.scene} to {where} in the background")
+        status_timer.ensure_running()
+        records_dir = config.records_dir()
+        # Last: once the thread runs (importing boto3, packing) it competes for the GIL,
+        # and every bytecode left here could wait a switch interval for it.
+        bg.start("submit", "submit", tasks.submit, blend_copy, snapshot, options, target, records_dir, temp_dir)
         return {"FINISHED"}
 
     def invoke(self, context: Any, event: Any) -> set[str]:
