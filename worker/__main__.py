@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("stitch", help="check every frame exists and encode the video and poster")
     args = parser.parse_args(argv)
     setup_logging()
-    from .render import exit_code_for
+    from .failures import exit_code_for
 
     try:
         if args.command == "render":

@@ -45,3 +45,13 @@ class VideoSettingsError(WorkerContentError):
 
 class EncodeFailed(WorkerRetryableError):
     """ffmpeg failed on frames that were all present."""
+
+
+def exit_code_for(exc: BaseException) -> int:
+    """The exit code for any error: the worker only ever exits 0, 65 or 75."""
+    if isinstance(exc, AwsBatchRenderError) and exc.exit_code in (CONTENT_ERROR, RETRYABLE):
+        return exc.exit_code
+    if isinstance(exc, AwsBatchRenderError):
+        # the core's own errors: malformed input (2) is content; storage trouble (3) is worth a retry
+        return CONTENT_ERROR if exc.exit_code == 2 else RETRYABLE
+    return RETRYABLE

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from addon.core.errors import AwsBatchRenderError, StorageError
-from addon.core.exitcodes import CONTENT_ERROR, RETRYABLE, SUCCESS
+from addon.core.exitcodes import SUCCESS
 from addon.core.frames import describe_frames
 from addon.core.jobspec import JobSpec
 from addon.core.status import SliceProgress, frames_done_from_listing
@@ -279,14 +279,6 @@ def run_render(env: WorkerEnv | None = None) -> int:
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
-
-
-def exit_code_for(exc: BaseException) -> int:
-    if isinstance(exc, AwsBatchRenderError) and exc.exit_code in (CONTENT_ERROR, RETRYABLE):
-        return exc.exit_code
-    if isinstance(exc, AwsBatchRenderError):
-        return CONTENT_ERROR if exc.exit_code == 2 else RETRYABLE
-    return RETRYABLE
 
 
 def _unlink(path: str) -> None:

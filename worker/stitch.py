@@ -16,7 +16,6 @@ import os
 import shutil
 import signal
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -65,20 +64,19 @@ def list_present(spec: JobSpec, store: Store) -> dict[int, str]:
 
 def fetch_frames(store: Store, uris: list[str], dests: list[Path]) -> None:
     """Download frames concurrently; a file:// store's frames are linked, not copied."""
+    if uris and parse_uri(uris[0]).scheme == "file":
+        for uri, dest in zip(uris, dests):
+            os.symlink(parse_uri(uri).path, dest)
+        return
 
     def fetch(pair: tuple[str, Path]) -> None:
         uri, dest = pair
-        parsed = parse_uri(uri)
-        if parsed.scheme == "file":
-            try:
-                os.symlink(parsed.path, dest)
-                return
-            except OSError:
-                pass
         try:
             store.get_file(uri, dest)
         except StorageError as exc:
             raise WorkerRetryableError(f"Cannot download frame {uri}: {exc}") from None
+
+    from concurrent.futures import ThreadPoolExecutor  # only S3 needs the pool
 
     with ThreadPoolExecutor(max_workers=DOWNLOAD_THREADS, thread_name_prefix="frames") as pool:
         list(pool.map(fetch, zip(uris, dests)))
