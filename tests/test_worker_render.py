@@ -533,3 +533,48 @@ def test_outcome_depends_on_frames_written_not_on_how_blender_exits(tmp_path, en
     else:
         assert sorted(frames_in_store(spec)) == [1, 2]
         assert "finished without writing frame(s) 3" in proc.stderr.strip().splitlines()[-1]
+
+
+def rgb_pixels(png: bytes) -> list[tuple[int, int, int]]:
+    raw = subprocess.run(["ffmpeg", "-v", "error", "-i", "-", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+                         input=png, capture_output=True, check=True).stdout  # fmt: skip
+    return [tuple(raw[i : i + 3]) for i in range(0, len(raw), 3)]
+
+
+@pytest.mark.slow
+def test_relative_texture_resolves_from_the_restored_pack(tmp_path):
+    """A .blend with '//textures/green.png' renders the texture, not Blender's missing-image magenta."""
+    project = tmp_path / "project"
+    (project / "textures").mkdir(parents=True)
+    texture = project / "textures" / "green.png"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "color=c=0x10e010:s=16x16", "-frames:v", "1",
+                    str(texture)], check=True)  # fmt: skip
+    blend = make_scene(project / "shot.blend", "--frames", "2", "--texture", str(texture))
+    script = (
+        "import bpy, sys\n"
+        "bpy.ops.wm.open_mainfile(filepath=sys.argv[1])\n"
+        "bpy.ops.file.make_paths_relative()\n"
+        "assert bpy.data.images['green.png'].filepath == '//textures/green.png', bpy.data.images[0].filepath\n"
+        "bpy.ops.wm.save_mainfile()\n"
+    )
+    subprocess.run([sys.executable, "-c", script, str(blend)], check=True, capture_output=True, timeout=120)
+    root = path_to_uri(tmp_path / "bucket", directory=True)
+    store = open_store(root)
+    files = {"shot.blend": blend, "textures/green.png": texture}
+    digests = {rel: hashlib.sha256(p.read_bytes()).hexdigest() for rel, p in files.items()}
+    for rel, path in files.items():
+        store.put_file(path, join_uri(root, f"inputs/{digests[rel]}"))
+    spec = make_spec(root)
+    spec.inputs = InputManifest(uri=join_uri(root, "inputs/"), files=digests, main_blend="shot.blend")
+    spec.slices = [[1]]
+    spec_uri = join_uri(root, "spec.json")
+    store.put_bytes(spec.to_json().encode(), spec_uri)
+    import shutil
+
+    shutil.rmtree(project)  # only the pack in the store remains
+    proc = run_worker(worker_env(spec_uri, 0))
+    assert proc.returncode == SUCCESS, proc.stderr[-3000:]
+    pixels = rgb_pixels(frames_in_store(spec)[1])
+    green = sum(1 for r, g, b in pixels if g > r + 40 and g > b + 40)
+    magenta = sum(1 for r, g, b in pixels if r > 150 and b > 150 and g < 90)
+    assert green > 10 and magenta == 0, (green, magenta)
