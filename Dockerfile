@@ -7,6 +7,7 @@
 # Blender comes from the bpy wheel, which exists for one Python per Blender line: bpy 5.2
 # for Python 3.13, bpy 4.5 for Python 3.11. One base stage per supported BLENDER_VERSION
 # pins that pairing; BLENDER_VERSION picks the stage (BuildKit builds only the one used).
+# Another Blender version needs its own stage line here (and in scripts/bootstrap.sh).
 # These pins must equal scripts/bootstrap.sh and requirements/runtime.txt
 # (tests/test_dockerfile.py checks).
 ARG BLENDER_VERSION=5.2.3
