@@ -152,6 +152,8 @@ def build_context(dest: Path) -> Path:
             shutil.copytree(src, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         else:
             shutil.copy2(src, target)
+    for excluded in (ln for ln in lines if ln and not ln.startswith(("!", "#", "*"))):
+        shutil.rmtree(dest / excluded, ignore_errors=True)  # plain paths excluded after '!' lines
     return dest
 
 
