@@ -243,3 +243,28 @@ def test_incompatible_container_is_a_content_error(tmp_path):
     with pytest.raises(VideoSettingsError) as err:
         stitch_in_process(root)
     assert err.value.exit_code == CONTENT_ERROR
+
+
+@pytest.mark.slow
+def test_exr_is_refused_clearly_by_an_ffmpeg_without_tone_mapping(tmp_path, monkeypatch):
+    # an ffmpeg build without zimg: the real ffmpeg, with zscale missing from its filter list
+    wrapper = tmp_path / "ffmpeg-without-zimg"
+    wrapper.write_text('#!/bin/sh\nif [ "$2" = "-filters" ]; then ffmpeg "$@" | grep -v zscale; exit 0; fi\n'
+                       'exec ffmpeg "$@"\n')  # fmt: skip
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("FFMPEG_BIN", str(wrapper))
+    root = path_to_uri(tmp_path / "bucket", directory=True)
+    spec = stitch_spec(root, [1, 2], tmp_path, image_format="OPEN_EXR")
+    with pytest.raises(VideoSettingsError, match="EXR frames need tone mapping") as err:
+        stitch_in_process(root)
+    assert err.value.exit_code == CONTENT_ERROR
+    assert not open_store(root).exists(spec.video_file_uri())
+
+
+def test_spec_without_video_has_nothing_to_stitch(tmp_path):
+    root = path_to_uri(tmp_path / "bucket", directory=True)
+    spec = make_spec(root)
+    spec.output.video = None
+    open_store(root).put_bytes(spec.to_json().encode(), join_uri(root, "spec.json"))
+    assert stitch_in_process(root) == SUCCESS
+    assert not open_store(root).exists(spec.video_file_uri())
