@@ -447,14 +447,17 @@ def test_eevee_and_workbench_render_a_frame(tmp_path, request, engine):
 
 
 @pytest.mark.slow
-def test_exr_output(tmp_path, tiny_scene):
+@pytest.mark.parametrize(("image_format", "name", "magic"), [
+    ("OPEN_EXR", "frame_000001.exr", b"\x76\x2f\x31\x01"),
+    ("JPEG", "frame_000001.jpg", b"\xff\xd8\xff"),
+])  # fmt: skip
+def test_exr_and_jpeg_output(tmp_path, tiny_scene, image_format, name, magic):
     root = path_to_uri(tmp_path / "bucket", directory=True)
-    spec, spec_uri = pack_job(root, tiny_scene, [[1]], image_format="OPEN_EXR")
+    spec, spec_uri = pack_job(root, tiny_scene, [[1]], image_format=image_format)
     proc = run_worker(worker_env(spec_uri, 0))
     assert proc.returncode == SUCCESS, proc.stderr[-3000:]
-    data = open_store(root).get_bytes(spec.frame_uri(1))
-    assert spec.frame_uri(1).endswith("frame_000001.exr")
-    assert data[:4] == b"\x76\x2f\x31\x01"  # OpenEXR magic
+    assert spec.frame_uri(1).endswith(name)
+    assert open_store(root).get_bytes(spec.frame_uri(1)).startswith(magic)
 
 
 @pytest.mark.slow
