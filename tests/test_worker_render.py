@@ -291,6 +291,8 @@ def test_resume_renders_only_missing_frames_and_falls_back_from_gpu(tmp_path, ti
     again = run_worker(worker_env(spec_uri, 0))
     assert again.returncode == SUCCESS, again.stderr[-3000:]
     assert rendered_frames(again.stderr) == []
+    # the record keeps the earlier attempt's time per frame for the ETA
+    assert progress_record(spec, 0).seconds_per_frame == pytest.approx(record.seconds_per_frame)
 
 
 def _start_worker(env: dict[str, str]) -> subprocess.Popen[str]:

@@ -74,8 +74,18 @@ class ProgressRecorder:
         self.store = store
         self.done: set[int] = set()
         self.seconds: list[float] = []
+        self.earlier_seconds_per_frame: float | None = None  # from an earlier attempt's record
         self.started_at = time.time()
         self._lock = threading.Lock()
+
+    def load_earlier(self) -> None:
+        """Keep an earlier attempt's seconds per frame until this attempt renders one (for the ETA)."""
+        try:
+            earlier = SliceProgress.from_json(self.store.get_bytes(self.spec.progress_record_uri(self.index)))
+        except (StorageError, ValueError, TypeError):
+            return  # first attempt, or an unreadable record: nothing to keep
+        if earlier.seconds_per_frame and earlier.seconds_per_frame > 0:
+            self.earlier_seconds_per_frame = float(earlier.seconds_per_frame)
 
     def add_existing(self, frames: set[int]) -> None:
         with self._lock:
@@ -93,7 +103,9 @@ class ProgressRecorder:
                 index=self.index,
                 frames_total=len(self.frames),
                 frames_done=len(self.done),
-                seconds_per_frame=(sum(self.seconds) / len(self.seconds)) if self.seconds else None,
+                seconds_per_frame=(
+                    sum(self.seconds) / len(self.seconds) if self.seconds else self.earlier_seconds_per_frame
+                ),
                 attempt=self.attempt,
                 state=state,
                 updated_at=time.time(),
@@ -171,6 +183,8 @@ class SliceRender:
         )
         existing = self._frames_in_store(spec, frame_store, frames)
         self.progress.add_existing(existing)
+        if existing:
+            self.progress.load_earlier()
         todo = [f for f in frames if f not in existing]
         log.info(
             "Slice %d: frames %s; %d already in the store, %d to render",
