@@ -55,6 +55,10 @@ class StoreCache:
         self._stores: dict[str, Store] = {}
         self._lock = threading.Lock()
 
+    def seed(self, uri: str, store: Store) -> None:
+        with self._lock:
+            self._stores.setdefault(uri.split(":", 1)[0], store)
+
     def __call__(self, uri: str) -> Store:
         scheme = uri.split(":", 1)[0]
         with self._lock:
@@ -175,7 +179,8 @@ class SliceRender:
 
     def _run(self, scratch: Path) -> int:
         assert self.blender is not None
-        spec, _ = load_spec(self.env.spec_uri)
+        spec, spec_store = load_spec(self.env.spec_uri)
+        self.stores.seed(self.env.spec_uri, spec_store)  # one S3 client for everything
         frames = slice_frames(spec, self.env.array_index)
         frame_store = self.stores(spec.output.frames_uri)
         self.progress = ProgressRecorder(
