@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -47,6 +48,25 @@ class WorkerEnv:
         raw_attempt = env.get("AWS_BATCH_JOB_ATTEMPT", "").strip()
         attempt = int(raw_attempt) if raw_attempt.isdigit() else 1
         return cls(spec_uri, index, attempt, env.get("WORKER_SCRATCH", ""))
+
+
+class StoreCache:
+    """One store per URI scheme, so one S3 client serves spec, inputs, frames and records."""
+
+    def __init__(self) -> None:
+        self._stores: dict[str, Store] = {}
+        self._lock = threading.Lock()
+
+    def seed(self, uri: str, store: Store) -> None:
+        with self._lock:
+            self._stores.setdefault(uri.split(":", 1)[0], store)
+
+    def __call__(self, uri: str) -> Store:
+        scheme = uri.split(":", 1)[0]
+        with self._lock:
+            if scheme not in self._stores:
+                self._stores[scheme] = open_store(uri)
+            return self._stores[scheme]
 
 
 def load_spec(uri: str) -> tuple[JobSpec, Store]:

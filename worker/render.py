@@ -30,7 +30,7 @@ from addon.core.exitcodes import SUCCESS
 from addon.core.frames import describe_frames
 from addon.core.jobspec import JobSpec
 from addon.core.status import SliceProgress, frames_done_from_listing
-from addon.core.storage import Store, open_store
+from addon.core.storage import Store
 
 from .blender_process import BlenderProcess, BlenderResult, blender_argv_from_env, describe_exit
 from .cpu import render_threads
@@ -41,30 +41,11 @@ from .failures import (
     WorkerRetryableError,
 )
 from .inputs import fetch_inputs
-from .job import WorkerEnv, load_spec, slice_frames
+from .job import StoreCache, WorkerEnv, load_spec, slice_frames
 
 log = logging.getLogger(__name__)
 
 UPLOAD_THREADS = 4
-
-
-class StoreCache:
-    """One store per URI scheme, so one S3 client serves spec, inputs, frames and records."""
-
-    def __init__(self) -> None:
-        self._stores: dict[str, Store] = {}
-        self._lock = threading.Lock()
-
-    def seed(self, uri: str, store: Store) -> None:
-        with self._lock:
-            self._stores.setdefault(uri.split(":", 1)[0], store)
-
-    def __call__(self, uri: str) -> Store:
-        scheme = uri.split(":", 1)[0]
-        with self._lock:
-            if scheme not in self._stores:
-                self._stores[scheme] = open_store(uri)
-            return self._stores[scheme]
 
 
 class ProgressRecorder:

@@ -23,11 +23,11 @@ from addon.core.errors import StorageError
 from addon.core.exitcodes import SUCCESS
 from addon.core.frames import describe_frames
 from addon.core.jobspec import JobSpec, frame_from_name
-from addon.core.storage import Store, open_store, parse_uri
+from addon.core.storage import Store, parse_uri
 
 from .failures import FramesMissingError, InterruptedBySignal, VideoSettingsError, WorkerRetryableError
 from .ffmpeg import EncodeRequest, build_encode_argv, check_settings, find_ffmpeg, has_filters, run_ffmpeg
-from .job import WorkerEnv, load_spec
+from .job import StoreCache, WorkerEnv, load_spec
 
 log = logging.getLogger(__name__)
 
@@ -82,12 +82,13 @@ def fetch_frames(store: Store, uris: list[str], dests: list[Path]) -> None:
         list(pool.map(fetch, zip(uris, dests)))
 
 
-def stitch(spec: JobSpec, scratch: Path) -> str:
+def stitch(spec: JobSpec, scratch: Path, stores: StoreCache | None = None) -> str:
     """Encode and upload; returns the video's URI."""
+    stores = stores or StoreCache()
     video = spec.output.video
     assert video is not None
     check_settings(video.codec, video.container, video.audio.codec if video.audio else None)
-    store = open_store(spec.output.frames_uri)
+    store = stores(spec.output.frames_uri)
     present = list_present(spec, store)
     expected = spec.frames
     missing = missing_frames(expected, set(present))
@@ -120,7 +121,7 @@ def stitch(spec: JobSpec, scratch: Path) -> str:
     if video.audio is not None:
         audio_path = str(scratch / "audio" / Path(video.audio.path).name)
         try:
-            open_store(spec.inputs.uri).get_file(spec.input_uri(video.audio.path), audio_path)
+            stores(spec.inputs.uri).get_file(spec.input_uri(video.audio.path), audio_path)
         except StorageError as exc:
             raise WorkerRetryableError(f"Cannot download the audio track {video.audio.path!r}: {exc}") from None
     out_dir = scratch / "out"
@@ -144,7 +145,7 @@ def stitch(spec: JobSpec, scratch: Path) -> str:
         audio_bitrate_kbps=video.audio.bitrate_kbps if video.audio else 192,
     )
     run_ffmpeg(build_encode_argv(request, ffmpeg))
-    out_store = open_store(spec.output.video_uri)
+    out_store = stores(spec.output.video_uri)
     try:
         out_store.put_file(request.output, spec.video_file_uri())
         out_store.put_file(request.poster, spec.poster_uri())
@@ -167,14 +168,16 @@ def run_stitch(env: WorkerEnv | None = None) -> int:
     """Entry point of ``worker stitch``: returns the exit code (see worker/README.md)."""
     env = env or WorkerEnv.from_env()
     log.info("worker stitch: spec %s, attempt %d", env.spec_uri, env.attempt)
-    spec, _ = load_spec(env.spec_uri)
+    spec, spec_store = load_spec(env.spec_uri)
+    stores = StoreCache()
+    stores.seed(env.spec_uri, spec_store)
     if spec.output.video is None:
         log.info("The spec asks for no video: nothing to stitch.")
         return SUCCESS
     previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     scratch = Path(tempfile.mkdtemp(prefix="abr-stitch-", dir=env.scratch or None))
     try:
-        stitch(spec, scratch)
+        stitch(spec, scratch, stores)
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
