@@ -583,3 +583,13 @@ def test_relative_texture_resolves_from_the_restored_pack(tmp_path):
     green = sum(1 for r, g, b in pixels if g > r + 40 and g > b + 40)
     magenta = sum(1 for r, g, b in pixels if r > 150 and b > 150 and g < 90)
     assert green > 10 and magenta == 0, (green, magenta)
+
+
+def test_missing_blender_binary_is_refused_clearly(tmp_path):
+    root = path_to_uri(tmp_path / "bucket", directory=True)
+    blend = tmp_path / "scene.blend"
+    blend.write_bytes(b"never opened")
+    _, spec_uri = pack_job(root, blend, [[1]])
+    proc = run_worker(worker_env(spec_uri, 0, BLENDER_BIN=str(tmp_path / "no-such-blender")))
+    assert proc.returncode == CONTENT_ERROR, proc.stderr[-3000:]
+    assert "Cannot start Blender" in proc.stderr and "BLENDER_BIN" in proc.stderr.strip().splitlines()[-1]

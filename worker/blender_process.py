@@ -101,9 +101,9 @@ class BlenderProcess:
                 bufsize=1,
             )
         except OSError as exc:
-            from .failures import WorkerRetryableError
+            from .failures import WorkerContentError  # a missing binary stays missing on retry
 
-            raise WorkerRetryableError(
+            raise WorkerContentError(
                 f"Cannot start Blender ({argv[0]}): {exc.strerror or exc}. Check BLENDER_BIN / "
                 "BLENDER_PYTHON or the image."
             ) from None
