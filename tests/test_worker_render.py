@@ -593,3 +593,13 @@ def test_missing_blender_binary_is_refused_clearly(tmp_path):
     proc = run_worker(worker_env(spec_uri, 0, BLENDER_BIN=str(tmp_path / "no-such-blender")))
     assert proc.returncode == CONTENT_ERROR, proc.stderr[-3000:]
     assert "Cannot start Blender" in proc.stderr and "BLENDER_BIN" in proc.stderr.strip().splitlines()[-1]
+
+
+def test_array_index_outside_the_slices_is_a_content_error():
+    from worker.job import slice_frames
+
+    spec = make_spec()
+    assert slice_frames(spec, 2) == [7, 8]
+    with pytest.raises(Exception, match="outside this job's 3 slice") as err:
+        slice_frames(spec, 3)
+    assert err.value.exit_code == CONTENT_ERROR
