@@ -96,6 +96,7 @@ def image(name, path, source="FILE"):
     return im
 
 image("wood", "//textures/wood.png")
+image("uni", "//textures/ünïcode 木.png")
 image("seq", "//seq/frame_0001.png", "SEQUENCE")
 image("gone", "//textures/missing.png")
 image("outside", outside_png)
@@ -179,6 +180,7 @@ def build_project(root: Path, copy_dir: Path | None = None) -> dict[str, Path]:
     proj = root / "project"
     write_png(proj / "lib" / "tex" / "libtex.png", (10, 200, 10))
     write_png(proj / "textures" / "wood.png", (120, 80, 20))
+    write_png(proj / "textures" / "ünïcode 木.png", (1, 80, 20))
     for i in (1, 2, 3):
         write_png(proj / "seq" / f"frame_{i:04d}.png", (i * 50, 0, 0))
     write_wav(proj / "audio" / "beep.wav")
@@ -218,6 +220,7 @@ EXPECTED = {
     "project/lib/props.blend",
     "project/lib/tex/libtex.png",
     "project/textures/wood.png",
+    "project/textures/ünïcode 木.png",
     "project/seq/frame_0001.png",
     "project/seq/frame_0002.png",
     "project/seq/frame_0003.png",
@@ -268,7 +271,7 @@ def test_pack_relocated_copy_brings_every_dependency_and_opens_elsewhere(project
     finally:
         hidden.rename(project["root"])
     images = found["images"]
-    for name in ("wood", "seq", "outside"):
+    for name in ("wood", "uni", "seq", "outside"):
         assert images[name][1], f"{name} does not resolve in the pack: {images[name][0]}"
         assert images[name][0].startswith("//"), images[name][0]
     assert images["gone"][1] is False
