@@ -165,7 +165,8 @@ def write_wav(path: Path) -> Path:
 
 def run_bpy(script: str, *args: str, timeout: float = 120) -> str:
     proc = subprocess.run(
-        [sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=timeout,
+        stdin=subprocess.DEVNULL,
     )
     if proc.returncode != 0:
         raise RuntimeError(f"bpy child failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
@@ -186,9 +187,9 @@ def build_project(root: Path, copy_dir: Path | None = None) -> dict[str, Path]:
     write_wav(proj / "audio" / "beep.wav")
     (proj / "clips").mkdir(parents=True)
     subprocess.run(
-        ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "color=c=red:s=32x18:d=0.2:r=10",
+        ["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", "color=c=red:s=32x18:d=0.2:r=10",
          "-pix_fmt", "yuv420p", str(proj / "clips" / "clip.mp4")],
-        check=True, timeout=60,
+        check=True, timeout=60, stdin=subprocess.DEVNULL,
     )  # fmt: skip
     (proj / "vdb").mkdir()
     (proj / "vdb" / "smoke.vdb").write_bytes(b"not really a VDB: the packer only copies it")
