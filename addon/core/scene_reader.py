@@ -61,7 +61,9 @@ def read_scene(blend: str | os.PathLike[str], scene: str = "", timeout: float = 
     argv = blender_command(path, scene)
     log.debug("reading scene settings: %s", argv)
     try:
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, errors="replace")
+        proc = subprocess.run(
+            argv, capture_output=True, text=True, timeout=timeout, errors="replace", stdin=subprocess.DEVNULL
+        )
     except FileNotFoundError:
         raise SceneReadError(
             f"Cannot start {argv[0]}: check BLENDER_BIN / BLENDER_PYTHON."
