@@ -191,3 +191,13 @@ def test_bad_root_fails_before_any_work(textured):
     snapshot = SceneSnapshot("5.2.3", "S", 1, 2, 1, 24, 1.0, 64, 36, 100, "CYCLES", blend_path=str(textured))
     with pytest.raises(StorageURIError):
         prepare_submission(textured, snapshot, SubmitOptions(), "bucket/without/scheme")
+
+
+def test_pipeline_errors_have_their_own_exit_codes():
+    from addon.core.errors import AwsBatchRenderError
+    from addon.core.packing import PackingError
+    from addon.core.scene_reader import SceneReadError
+
+    kinds = (MissingFilesError, PackingError, SceneReadError, SubmissionCancelled)
+    assert all(issubclass(k, AwsBatchRenderError) for k in kinds)
+    assert len({k.exit_code for k in kinds}) == len(kinds) and all(k.exit_code > 1 for k in kinds)

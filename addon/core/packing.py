@@ -45,7 +45,7 @@ _PACK_LOCK = threading.Lock()
 class PackingError(AwsBatchRenderError):
     """The scene or one of its files could not be read or copied into the pack."""
 
-    exit_code = 4
+    exit_code = 41
 
 
 @dataclass

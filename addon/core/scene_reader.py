@@ -30,7 +30,7 @@ MARKER = "ABR_SNAPSHOT_JSON:"  # the same text as addon/blender/snapshot.py's MA
 class SceneReadError(AwsBatchRenderError):
     """Blender could not be started, or could not read the scene from the file."""
 
-    exit_code = 4
+    exit_code = 42
 
 
 def blender_command(blend: Path, scene: str = "") -> list[str]:

@@ -44,7 +44,7 @@ class SubmissionCancelled(AwsBatchRenderError):
 class MissingFilesError(AwsBatchRenderError):
     """Files the scene uses do not exist (and the user did not allow that)."""
 
-    exit_code = 5
+    exit_code = 40
 
     def __init__(self, message: str, missing: list[str] | None = None) -> None:
         super().__init__(message)
