@@ -10,7 +10,7 @@ import sys
 import tempfile
 
 import pytest
-from test_addon_support import PKG, built_zip, ensure_installed, mod
+from test_addon_support import PKG, REPO, built_zip, ensure_installed, mod
 
 bpy = pytest.importorskip("bpy")
 
@@ -36,7 +36,8 @@ def _leftovers() -> dict[str, list[str]]:
 
 
 def test_installed_zip_is_an_enabled_extension_with_its_wheels():
-    ensure_installed()
+    # install (again) here: other tests in this process may have reset the preferences
+    bpy.ops.extensions.package_install_files(filepath=str(built_zip()), repo=REPO, enable_on_install=True)
     assert PKG in bpy.context.preferences.addons
     top = sys.modules[PKG]
     assert os.sep + os.path.join("extensions", "user_default", "aws_batch_render") in top.__file__
