@@ -103,7 +103,7 @@ class AWSBATCH_OT_submit(bpy.types.Operator):
     bl_label = "Render on AWS Batch"
     bl_options = {"REGISTER"}  # noqa: RUF012 (Blender reads a set)
 
-    _timer: Any = None
+    _timer = None  # the modal event timer while the upload runs
 
     @classmethod
     def poll(cls, context: Any) -> bool:
