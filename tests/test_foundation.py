@@ -119,3 +119,15 @@ def test_records_save_load_list(tmp_path):
         assert "aws-batch-render list" in str(exc)
     else:
         raise AssertionError("an unknown id must be refused")
+
+
+def test_scene_snapshot_frame_rate_survives_float32_fps_base():
+    import struct
+
+    from addon.core.scene import SceneSnapshot
+
+    f32 = struct.unpack("f", struct.pack("f", 1.001))[0]  # how Blender stores fps_base
+    snap = SceneSnapshot("5.2.3", "S", 1, 10, 1, 30, f32, 1920, 1080, 50, "CYCLES")
+    assert (snap.fps_fraction.numerator, snap.fps_fraction.denominator) == (30000, 1001)
+    assert (snap.width, snap.height) == (960, 540)
+    assert SceneSnapshot.from_dict(snap.to_dict()) == snap

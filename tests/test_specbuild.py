@@ -45,7 +45,7 @@ def test_layout_and_defaults():
     assert spec.inputs.uri == "s3://bucket/inputs/"
     assert spec.inputs.files == FILES and spec.inputs.main_blend == "shots/a.blend"
     assert (spec.output.frames_uri, spec.output.progress_uri, spec.output.video_uri) == (
-        base + "frames/", base + "progress/", base + "video/",
+        "s3://bucket/frames/a-20260101-000000-abcdef/", base + "progress/", base + "video/",
     )
     assert submission_paths("s3://bucket/", "x")["spec"] == "s3://bucket/submissions/x/spec.json"
     assert spec.slices == [list(range(1, 11)), list(range(11, 21)), [21, 22, 23, 24]]

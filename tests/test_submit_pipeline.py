@@ -85,7 +85,7 @@ def test_file_root_round_trip_and_resubmit_uploads_nothing(textured, tmp_path):
     sid = spec.submission_id
     assert spec_uri == f"{root}submissions/{sid}/spec.json"
     assert JobSpec.from_json(store.get_bytes(spec_uri)) == spec
-    assert spec.output.frames_uri == f"{root}submissions/{sid}/frames/"
+    assert spec.output.frames_uri == f"{root}frames/{sid}/"
     assert spec.slices == [[1, 2, 3, 4], [5, 6]]
     assert spec.inputs.main_blend == report.main_blend
     assert report.main_blend.endswith("textured.blend")

@@ -42,7 +42,8 @@ class SceneSnapshot:
     @property
     def fps_fraction(self) -> Fraction:
         """Exact frame rate: 24/1, 30000/1001 for 29.97."""
-        return Fraction(self.fps / self.fps_base).limit_denominator(1001)
+        # fps_base is stored as a float32: 1.001 reads back as 1.00100004673.
+        return Fraction(self.fps) / Fraction(self.fps_base).limit_denominator(1000)
 
     @property
     def width(self) -> int:

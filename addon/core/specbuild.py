@@ -48,13 +48,18 @@ DEFAULT_CODEC, DEFAULT_CONTAINER, DEFAULT_QUALITY = "h264", "mp4", 20
 
 
 def submission_paths(root_uri: str, submission_id: str) -> dict[str, str]:
-    """Where a submission's objects live under the root (every URI ends in '/')."""
+    """Where a submission's objects live under the root (every URI ends in '/').
+
+    Frames sit under the top-level ``frames/`` prefix, not beside the video, so the
+    bucket's lifecycle rule (which can only match a leading prefix) expires them while
+    videos are kept.
+    """
     base = join_uri(root_uri, f"submissions/{submission_id}/")
     return {
         "inputs": join_uri(root_uri, "inputs/"),
         "base": base,
         "spec": base + "spec.json",
-        "frames": base + "frames/",
+        "frames": join_uri(root_uri, f"frames/{submission_id}/"),
         "progress": base + "progress/",
         "video": base + "video/",
     }

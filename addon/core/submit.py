@@ -12,7 +12,7 @@ Layout under the root URI::
 
     inputs/<sha256>                          packed files, shared by all submissions
     submissions/<submission_id>/spec.json    this submission's job spec
-    submissions/<submission_id>/frames/      rendered frames
+    frames/<submission_id>/                  rendered frames (expire with the bucket's lifecycle)
     submissions/<submission_id>/progress/    per-slice progress records
     submissions/<submission_id>/video/       the stitched video
 """
