@@ -110,6 +110,8 @@ def retry_strategy(attempts: int) -> dict[str, Any]:
         "evaluateOnExit": [
             {"onStatusReason": "Host EC2*", "action": "RETRY"},
             {"onExitCode": str(exitcodes.RETRYABLE), "action": "RETRY"},
+            # Two catch-alls: "*" on the reason may not match an empty reason.
+            {"onExitCode": "*", "action": "EXIT"},
             {"onReason": "*", "action": "EXIT"},
         ],
     }
