@@ -231,3 +231,33 @@ def test_readme_demo_end_to_end_and_second_run_uploads_nothing(tmp_path):
     # Each run is its own submission, recorded where the CLI finds it.
     records = RecordStore(tmp_path / "data" / "aws-batch-render" / "submissions").list()
     assert len(records) == 2 and {r.backend for r in records} == {"local"}
+
+
+def test_installed_extension_layout_exposes_addon_and_worker_to_children(tmp_path):
+    """Inside Blender the package is bl_ext.<repo>.aws_batch_render with the worker bundled in
+    it; the supervisor and workers still import `addon` and `worker` through import_root()."""
+    import shutil
+
+    ext = tmp_path / "extensions" / "user_default" / "aws_batch_render"
+    shutil.copytree(ROOT / "addon", ext, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "worker", ext / "worker", ignore=shutil.ignore_patterns("__pycache__"))
+    code = (
+        "import json, sys; sys.path.insert(0, sys.argv[1]);"
+        "from aws_batch_render.core.local_backend import process_env;"
+        "print(json.dumps(process_env({'BLENDER_BIN': '/opt/blender/blender'})))"
+    )
+    clean = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    out = subprocess.run([sys.executable, "-I", "-c", code, str(ext.parent)], capture_output=True, text=True,
+                         timeout=60, env=clean, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    env = json.loads(out.stdout)
+    assert env["BLENDER_BIN"] == "/opt/blender/blender"
+    root = Path(env["PYTHONPATH"].split(os.pathsep)[0])
+    assert (root / "addon").resolve() == ext.resolve()
+    probe = ("import addon.core.local_supervisor, worker.render, addon.core.jobspec as j;"
+             "print(j.__file__)")
+    # -S: no site-packages, so the venv's own `addon`/`worker` (editable install) cannot answer.
+    child = subprocess.run([sys.executable, "-S", "-c", probe], capture_output=True, text=True, timeout=60,
+                           env={"PYTHONPATH": env["PYTHONPATH"], "PATH": os.environ["PATH"]}, cwd=tmp_path)
+    assert child.returncode == 0, child.stderr
+    assert Path(child.stdout.strip()).resolve().is_relative_to(ext.resolve())

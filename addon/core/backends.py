@@ -62,7 +62,7 @@ def make_backend(name: str, **cfg: Any) -> Backend:
     if name == "local":
         from .local_backend import LocalBackend
 
-        return LocalBackend(**{k: v for k, v in cfg.items() if k in ("concurrency", "max_attempts")})
+        return LocalBackend(**{k: v for k, v in cfg.items() if k in ("concurrency", "max_attempts", "worker_env")})
     raise BackendConfigError(f"Unknown backend {name!r}: choose one of {', '.join(BACKENDS)}.")
 
 
@@ -91,6 +91,8 @@ def backend_for_record(record: SubmissionRecord) -> Backend:
             cfg["concurrency"] = _int(s.get("concurrency"))
         if _int(s.get("max_attempts")):
             cfg["max_attempts"] = _int(s.get("max_attempts"))
+        if s.get("blender_bin"):
+            cfg["worker_env"] = {"BLENDER_BIN": s["blender_bin"]}
         return make_backend("local", **cfg)
     raise BackendConfigError(
         f"Submission {record.submission_id} was made with backend {record.backend!r}, which this "

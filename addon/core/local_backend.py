@@ -13,12 +13,14 @@ Nothing here touches bpy; status reads are cheap file reads and one folder listi
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -121,12 +123,42 @@ def write_state(state_dir: Path, state: SupervisorState) -> None:
     FileStore().put_bytes(state.to_json().encode(), path_to_uri(Path(state_dir) / STATE_FILE))
 
 
-def process_env() -> dict[str, str]:
-    """Environment for the supervisor and workers: this package must be importable there."""
+def import_root() -> Path:
+    """A folder from which ``addon`` and ``worker`` import in a child Python.
+
+    In a source checkout or a pip install that is the folder holding both packages. In an
+    installed Blender extension the package is named ``aws_batch_render`` and carries the
+    worker inside it (build_addon.py puts it there), so a small folder of symlinks exposes
+    them under the names the worker and the supervisor import.
+    """
+    package = Path(__file__).resolve().parents[1]
+    if package.name == "addon" and (package.parent / "worker").is_dir():
+        return package.parent
+    bundled_worker = package / "worker"
+    if not bundled_worker.is_dir():
+        raise LocalBackendError(
+            f"The worker is not installed next to {package}: reinstall the add-on from a zip built by "
+            "build_addon.py, or use a source checkout."
+        )
+    digest = hashlib.sha256(str(package).encode()).hexdigest()[:12]
+    root = Path(tempfile.gettempdir()) / f"aws-batch-render-{os.getuid()}-{digest}"
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for name, target in (("addon", package), ("worker", bundled_worker)):
+        link = root / name
+        if not (link.is_symlink() and link.resolve() == target):
+            tmp_link = root / f".{name}-{os.getpid()}"
+            tmp_link.unlink(missing_ok=True)
+            tmp_link.symlink_to(target, target_is_directory=True)
+            os.replace(tmp_link, link)
+    return root
+
+
+def process_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment for the supervisor and workers: ``addon`` and ``worker`` must import there."""
     env = dict(os.environ)
-    package_parent = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH", "")) if p)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(import_root()), env.get("PYTHONPATH", "")) if p)
     env.setdefault("PYTHONUNBUFFERED", "1")
+    env.update(extra or {})
     return env
 
 
@@ -155,7 +187,11 @@ class LocalBackend:
         concurrency: int | None = None,
         max_attempts: int = 3,
         python: str | None = None,
+        worker_env: dict[str, str] | None = None,
     ) -> None:
+        """``worker_env`` is added to the supervisor's and workers' environment: inside a
+        Blender binary the add-on passes ``BLENDER_BIN=bpy.app.binary_path``, because there
+        ``sys.executable`` is Blender's own Python, which has no bpy module."""
         if concurrency is not None and concurrency < 1:
             raise LocalBackendError("Concurrency must be 1 slice at a time or more.")
         if not 1 <= max_attempts <= 10:
@@ -163,6 +199,7 @@ class LocalBackend:
         self.concurrency = concurrency
         self.max_attempts = max_attempts
         self.python = python or sys.executable
+        self.worker_env = dict(worker_env or {})
         self._specs: dict[str, JobSpec] = {}
 
     # --- Backend protocol ------------------------------------------------------------
@@ -195,7 +232,11 @@ class LocalBackend:
             frames_total=len(spec.frames),
             slice_count=len(spec.slices),
             jobs={"state_dir": str(state_dir), "history": []},
-            settings={"concurrency": str(concurrency), "max_attempts": str(self.max_attempts)},
+            settings={
+                "concurrency": str(concurrency),
+                "max_attempts": str(self.max_attempts),
+                "blender_bin": self.worker_env.get("BLENDER_BIN", ""),
+            },
         )
 
     def status(self, record: SubmissionRecord) -> JobStatus:
@@ -333,7 +374,7 @@ class LocalBackend:
                 stdin=subprocess.DEVNULL,
                 stdout=log_fh,
                 stderr=subprocess.STDOUT,
-                env=process_env(),
+                env=process_env(self.worker_env),
                 start_new_session=True,  # survives its submitter; cancel signals this group
                 close_fds=True,
             )
