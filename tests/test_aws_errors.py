@@ -63,9 +63,8 @@ def test_each_error_has_its_own_exit_code():
         errors.FrameRangeError.exit_code,
         errors.StorageError.exit_code,
         records.RecordNotFoundError.exit_code,
-        5,
         130,
-    }  # 5: the submit pipeline's and the local backend's errors; 130: interrupted
+    }  # 130: interrupted
     assert not set(codes) & core
     assert all(issubclass(cls, errors.AwsBatchRenderError) for cls in ALL)
 

@@ -131,3 +131,28 @@ def test_scene_snapshot_frame_rate_survives_float32_fps_base():
     assert (snap.fps_fraction.numerator, snap.fps_fraction.denominator) == (30000, 1001)
     assert (snap.width, snap.height) == (960, 540)
     assert SceneSnapshot.from_dict(snap.to_dict()) == snap
+
+
+def test_every_error_class_that_sets_an_exit_code_has_its_own():
+    """Scripts can tell failures apart by exit status; 2 is shared on purpose (bad input)."""
+    import importlib
+    import pkgutil
+
+    import addon.core
+    from addon.core.errors import AwsBatchRenderError
+
+    for mod in pkgutil.iter_modules(addon.core.__path__):
+        importlib.import_module("addon.core." + mod.name)
+    seen: dict[int, str] = {}
+    stack = [AwsBatchRenderError]
+    while stack:
+        cls = stack.pop()
+        stack.extend(cls.__subclasses__())
+        if cls is AwsBatchRenderError or "exit_code" not in cls.__dict__ or not cls.__module__.startswith("addon"):
+            continue
+        code = cls.exit_code
+        assert code not in (0, 1), f"{cls.__name__}: 0 and 1 are success and unexpected failure"
+        if code != 2:
+            assert code not in seen, f"{cls.__name__} and {seen.get(code)} share exit code {code}"
+            seen[code] = cls.__name__
+    assert len(seen) >= 20

@@ -39,7 +39,7 @@ PID_FILE = "supervisor.pid"
 
 
 class LocalBackendError(AwsBatchRenderError):
-    exit_code = 5
+    exit_code = 7
 
 
 def default_store_uri() -> str:

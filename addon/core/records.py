@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 
 class RecordNotFoundError(AwsBatchRenderError):
-    exit_code = 4
+    exit_code = 6
 
 
 def default_records_dir() -> Path:

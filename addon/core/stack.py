@@ -67,7 +67,7 @@ class DockerUnavailableError(AwsBatchRenderError):
 class ImagePublishError(AwsBatchRenderError):
     """Building, tagging or pushing the worker image failed."""
 
-    exit_code = 5
+    exit_code = 9
 
 
 # ------------------------------------------------------------------ outputs
