@@ -18,7 +18,9 @@ Steps:
 2. ``addon/`` (without caches), ``blender_manifest.toml`` and ``wheels/`` are staged
    into a private folder under ``build/`` and built with Blender's own extension tool: ``blender_ext.py``
    from the bpy wheel (no Blender binary needed), or ``blender --command extension build``.
-   The CLI package (``addon/cli``) stays inside: it imports nothing at enable time.
+   The CLI package (``addon/cli``) stays inside: it imports nothing at enable time. The
+   worker (``worker/``) goes in as ``worker/`` inside the package: the local backend runs
+   it in child processes (see ``core/local_backend.import_root``); Blender never imports it.
 3. Blender's tool writes members in directory-scan order with file modification times, so
    two builds differ. The zip is rewritten with members sorted by name, a fixed timestamp
    and fixed permissions; the same sources and wheels give byte-identical zips.
@@ -48,6 +50,9 @@ ROOT = Path(__file__).resolve().parent
 MANIFEST = ROOT / "blender_manifest.toml"
 PINS = ROOT / "requirements" / "runtime.txt"
 ADDON_DIR = ROOT / "addon"
+#: Bundled inside the package as ``worker/``: the local backend ("This Computer") runs it
+#: in child processes (core/local_backend.import_root exposes it as a top-level package).
+WORKER_DIR = ROOT / "worker"
 #: Pinned in requirements/runtime.txt but provided by Blender's own Python, so not bundled.
 BUNDLED_BY_BLENDER = frozenset({"requests"})
 #: Every member of the built zip gets this time (the earliest a zip can store).
@@ -191,18 +196,23 @@ def fetch_wheels(manifest: dict, dest: Path, offline: bool = False) -> list[Path
 # --- staging and building ------------------------------------------------------------------
 
 
-def stage(stage_dir: Path, wheels: list[Path]) -> None:
-    if stage_dir.exists():
-        shutil.rmtree(stage_dir)
-    for src in sorted(ADDON_DIR.rglob("*")):
-        rel = src.relative_to(ADDON_DIR)
+def _copy_tree(src_dir: Path, dest_dir: Path) -> None:
+    for src in sorted(src_dir.rglob("*")):
+        rel = src.relative_to(src_dir)
         if any(part in _EXCLUDE_DIRS or part.startswith(".") for part in rel.parts):
             continue
         if src.is_dir() or src.name.endswith(_EXCLUDE_SUFFIXES) or src.is_symlink():
             continue
-        dest = stage_dir / rel
+        dest = dest_dir / rel
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(src, dest)
+
+
+def stage(stage_dir: Path, wheels: list[Path]) -> None:
+    if stage_dir.exists():
+        shutil.rmtree(stage_dir)
+    _copy_tree(ADDON_DIR, stage_dir)
+    _copy_tree(WORKER_DIR, stage_dir / "worker")
     shutil.copyfile(MANIFEST, stage_dir / MANIFEST.name)
     (stage_dir / "wheels").mkdir()
     for whl in wheels:
@@ -262,7 +272,8 @@ def verify_zip(path: Path, manifest: dict) -> None:
         if bad:
             raise BuildError(f"{path}: member {bad} is corrupt")
         names = set(zf.namelist())
-    required = {"blender_manifest.toml", "__init__.py", "blender/__init__.py", "core/__init__.py"}
+    required = {"blender_manifest.toml", "__init__.py", "blender/__init__.py", "core/__init__.py",
+                "worker/__main__.py"}
     required |= {w.removeprefix("./") for w in manifest.get("wheels", [])}
     if required - names:
         raise BuildError(f"{path} lacks {sorted(required - names)}")

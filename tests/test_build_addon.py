@@ -69,6 +69,7 @@ def test_zip_contents_and_reproducible_bytes(tmp_path, manifest):
         infos = zf.infolist()
     assert names == sorted(names)
     assert "blender_manifest.toml" in names and "__init__.py" in names and "blender/panel.py" in names
+    assert "worker/__main__.py" in names  # the local backend runs the bundled worker
     assert {w.removeprefix("./") for w in manifest["wheels"]} <= set(names)
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
     assert {i.date_time for i in infos} == {build_addon.ZIP_EPOCH}

@@ -66,7 +66,7 @@ def backend_name(scene: Any, p: Any) -> str:
 def target(scene: Any = None, context: Any = None) -> Target:
     p = prefs(context)
     if p is None:
-        return Target(backend=backend_name(scene, None), settings=AwsSettings())
+        return Target(backend=backend_name(scene, None), settings=AwsSettings(), blender_bin=bpy.app.binary_path)
     return Target(
         backend=backend_name(scene, p),
         settings=aws_settings(p),
@@ -77,6 +77,7 @@ def target(scene: Any = None, context: Any = None) -> Target:
         gpu_job_queue=p.gpu_job_queue.strip(),
         log_group=p.log_group.strip(),
         stack_name=p.stack_name.strip(),
+        blender_bin=bpy.app.binary_path,
     )
 
 

@@ -51,6 +51,7 @@ class Target:
     gpu_job_queue: str = ""
     log_group: str = ""
     stack_name: str = ""
+    blender_bin: str = ""  # bpy.app.binary_path: "" when running as the bpy module
 
     def missing(self) -> list[str]:
         """Preference fields the backend needs but that are empty."""
@@ -83,7 +84,10 @@ class Target:
         from ..core.backends import make_backend
 
         if self.backend == "local":
-            return make_backend("local")
+            # Inside a Blender binary sys.executable is Blender's Python, without a bpy
+            # module: the local workers render with this Blender instead.
+            extra = {"worker_env": {"BLENDER_BIN": self.blender_bin}} if self.blender_bin else {}
+            return make_backend("local", **extra)
         extra = {"log_group": self.log_group} if self.log_group else {}
         return make_backend(
             "aws",
