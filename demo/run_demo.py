@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         last = ""
         while True:
             status = backend.status(record)
-            line = progress_line(status)
+            line = progress_line(status, width=100)
             if tty:
                 print("\r" + line.ljust(110), end="", flush=True)
             elif line != last:

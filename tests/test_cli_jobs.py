@@ -14,7 +14,7 @@ from addon.core.aws import client
 from addon.core.aws_batch import NothingToRetryError
 from addon.core.aws_errors import JobQueueError
 from addon.core.jobspec import JobSpec
-from addon.core.records import RecordStore
+from addon.core.records import RecordNotFoundError, RecordStore
 from addon.core.status import JobStatus
 from addon.core.storage import S3Store
 from tests.test_aws_batch_support import BUCKET, QUEUE, RENDER_DEF, STITCH_DEF, create_batch_env, put_frames, write_spec
@@ -146,7 +146,7 @@ def test_status_watch_prints_plain_lines_when_not_a_tty(env, aws_settings, recor
 
 def test_unknown_id(records, capsys):
     code, _, err = run(capsys, "status", "nope", "--records", records)
-    assert code == 4 and "No submission 'nope'" in err
+    assert code == RecordNotFoundError.exit_code and "No submission 'nope'" in err
 
 
 def test_cancel_retry_and_logs(env, aws_settings, records, capsys):

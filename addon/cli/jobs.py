@@ -28,7 +28,7 @@ from ..core.backend import SubmissionRecord
 from ..core.backends import BackendConfigError, backend_for_record, make_backend
 from ..core.jobspec import IMAGE_FORMATS, JobSpec
 from ..core.records import RecordStore
-from ..core.status import ACTIVE_STATES, PENDING_STATES, JobStatus, format_duration
+from ..core.status import JobStatus, format_duration, progress_line
 
 #: exit status of ``status --watch`` (and ``submit --watch``) when the render ends FAILED or CANCELLED
 WATCH_NOT_SUCCEEDED = 8
@@ -328,37 +328,6 @@ def _watch(
         out.write(format_status(status) + "\n")
     out.flush()
     return 0 if status.state == "SUCCEEDED" else WATCH_NOT_SUCCEEDED
-
-
-def progress_line(status: JobStatus, width: int = 0) -> str:
-    """``[#####-----] 37/240 frames 15% | run 3 wait 9 ok 20 fail 1 | ETA 4m 10s | RUNNING``.
-
-    ``width`` 0 gives a line without the bar (for logs and pipes).
-    """
-    c = status.chunk_counts
-    chunks = []
-    for label, states in (
-        ("run", ACTIVE_STATES),
-        ("wait", PENDING_STATES),
-        ("ok", ("SUCCEEDED",)),
-        ("fail", ("FAILED",)),
-        ("cancelled", ("CANCELLED",)),
-    ):
-        n = sum(c.get(s, 0) for s in states)
-        if n:
-            chunks.append(f"{label} {n}")
-    pct = math.floor(100 * status.fraction)
-    tail = (
-        f"{status.frames_done}/{status.frames_total} frames {pct}% | chunks {' '.join(chunks) or '-'} | "
-        f"ETA {format_duration(status.eta_seconds)} | {status.state}"
-    )
-    if status.stitch_state and status.state in ("STITCHING",):
-        tail += f" (stitch {status.stitch_state})"
-    if width <= 0:
-        return f"{status.submission_id}: {tail}"
-    bar_width = max(10, min(40, width - len(tail) - 4))
-    filled = int(bar_width * status.fraction)
-    return f"[{'#' * filled}{'-' * (bar_width - filled)}] {tail}"
 
 
 def format_status(status: JobStatus) -> str:

@@ -202,16 +202,32 @@ def _pending(counts: Mapping[str, int]) -> bool:
     return any(counts.get(s, 0) for s in PENDING_STATES)
 
 
-def progress_line(status: JobStatus, width: int = 30) -> str:
-    """One terminal line: bar, frames done, chunk counts, ETA; e.g.
-    ``[##########----------] 12/24 frames  RUNNING 2 · SUCCEEDED 1  ETA 10s  RUNNING``."""
-    filled = round(width * status.fraction)
-    bar = "#" * filled + "-" * (width - filled)
-    counts = " · ".join(f"{k} {v}" for k, v in sorted(status.chunk_counts.items()))
-    parts = [f"[{bar}] {status.frames_done}/{status.frames_total} frames"]
-    if counts:
-        parts.append(counts)
-    if not status.finished:
-        parts.append(f"ETA {format_duration(status.eta_seconds)}")
-    parts.append(status.state)
-    return "  ".join(parts)
+def progress_line(status: JobStatus, width: int = 0) -> str:
+    """``[#####-----] 37/240 frames 15% | run 3 wait 9 ok 20 fail 1 | ETA 4m 10s | RUNNING``.
+
+    ``width`` 0 gives a line without the bar (for logs and pipes).
+    """
+    c = status.chunk_counts
+    chunks = []
+    for label, states in (
+        ("run", ACTIVE_STATES),
+        ("wait", PENDING_STATES),
+        ("ok", ("SUCCEEDED",)),
+        ("fail", ("FAILED",)),
+        ("cancelled", ("CANCELLED",)),
+    ):
+        n = sum(c.get(s, 0) for s in states)
+        if n:
+            chunks.append(f"{label} {n}")
+    pct = math.floor(100 * status.fraction)
+    tail = (
+        f"{status.frames_done}/{status.frames_total} frames {pct}% | chunks {' '.join(chunks) or '-'} | "
+        f"ETA {format_duration(status.eta_seconds)} | {status.state}"
+    )
+    if status.stitch_state and status.state in ("STITCHING",):
+        tail += f" (stitch {status.stitch_state})"
+    if width <= 0:
+        return f"{status.submission_id}: {tail}"
+    bar_width = max(10, min(40, width - len(tail) - 4))
+    filled = int(bar_width * status.fraction)
+    return f"[{'#' * filled}{'-' * (bar_width - filled)}] {tail}"
