@@ -221,13 +221,13 @@ def test_readme_demo_end_to_end_and_second_run_uploads_nothing(tmp_path):
     assert first.returncode == 0, first.stdout + first.stderr
     video = tmp_path / "out" / "demo.mp4"
     assert f"Video: {video}" in first.stdout
-    assert "8/8 frames" in first.stdout
+    assert "8/8 frames" in first.stdout + first.stderr
     info = ffprobe(video)
     assert (info["codec_name"], int(info["nb_read_frames"]), info["r_frame_rate"]) == ("h264", 8, "24/1")
-    assert "uploaded 1 new file(s)" in first.stdout
+    assert "uploaded 1 file(s)" in first.stdout
     second = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert second.returncode == 0, second.stdout + second.stderr
-    assert "uploaded 0 new file(s), 0 bytes" in second.stdout
+    assert "uploaded 0 file(s), 0 B" in second.stdout
     # Each run is its own submission, recorded where the CLI finds it.
     records = RecordStore(tmp_path / "data" / "aws-batch-render" / "submissions").list()
     assert len(records) == 2 and {r.backend for r in records} == {"local"}

@@ -71,7 +71,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="time limit of one chunk attempt (default 3600)",
     )
     p.add_argument("--attempts", type=_positive_int, default=3, help="attempts per chunk, 1-10 (default 3)")
-    p.add_argument("--concurrency", type=_positive_int, help="local backend: chunks at once")
+    p.add_argument(
+        "--threads", type=_positive_int, default=0,
+        help="render threads per chunk (default: every core the chunk's machine or container has)",
+    )
+    p.add_argument(
+        "--concurrency", type=_positive_int,
+        help="local backend: chunks at once (default: this computer's cores / threads per chunk)",
+    )
     p.add_argument("--store", default="", metavar="URI", help="local backend: file:/// store root")
     p.add_argument("--watch", action="store_true", help="follow the render until it ends")
     p.add_argument("--interval", type=float, default=5.0, help="seconds between refreshes with --watch")
@@ -184,6 +191,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
         image_format=args.image_format,
         video=not args.no_video,
         device=args.device,
+        threads=args.threads,
         allow_missing=args.allow_missing,
     )
     progress = _SubmitProgress(sys.stderr)
