@@ -6,7 +6,7 @@
 2. ``aws-batch-render submit out/demo.blend --backend local --watch``: reads the scene with
    Blender, packs and uploads it to the local store (content-addressed), renders two slices
    in parallel and stitches them, with a progress bar showing frames done and ETA;
-3. ``aws-batch-render download ID --video``, then writes ``out/demo.mp4``.
+3. ``aws-batch-render download ID --video --dest out``, which writes ``out/demo.mp4``.
 """
 
 from __future__ import annotations
@@ -51,14 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     if code != 0:
         return code
     submission = RecordStore().list(str(blend))[0].submission_id
-    code = cli(["download", submission, "--video", "--dest", str(out / "download")])
-    if code != 0:
-        return code
-    videos = sorted((out / "download").glob("*.mp4"))
-    video = out / "demo.mp4"
-    os.replace(videos[0], video)
-    print(f"Video: {video}")
-    return 0
+    # The video is named after the .blend: out/demo.mp4.
+    return cli(["download", submission, "--video", "--dest", str(out)])
 
 
 if __name__ == "__main__":
