@@ -54,7 +54,7 @@ ADDON_DIR = ROOT / "addon"
 #: in child processes (core/local_backend.import_root exposes it as a top-level package).
 WORKER_DIR = ROOT / "worker"
 #: Pinned in requirements/runtime.txt but provided by Blender's own Python, so not bundled.
-BUNDLED_BY_BLENDER = frozenset({"requests"})
+BUNDLED_BY_BLENDER = frozenset({"requests", "certifi", "charset_normalizer", "idna"})  # normalised names
 #: Every member of the built zip gets this time (the earliest a zip can store).
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 _EXCLUDE_DIRS = {"__pycache__", ".pytest_cache", ".ruff_cache"}

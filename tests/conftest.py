@@ -125,10 +125,21 @@ def s3_bucket(aws_settings):
     return "abr-test"
 
 
+def bpy_script_argv(script: Path, *args: str) -> list[str]:
+    """Run a bpy script in a child Blender: this Python when it is the bpy module's, or the
+    running Blender binary when the suite runs inside one (pytest-blender), whose own
+    Python has no bpy module."""
+    import bpy
+
+    if bpy.app.binary_path:
+        return [bpy.app.binary_path, "-b", "--factory-startup", "--python", str(script), "--", *args]
+    return [sys.executable, str(script), *args]
+
+
 def make_scene(path: Path, *args: str, timeout: float = 120) -> Path:
-    """Generate a scene with demo/make_scene.py in a child Blender (this interpreter's bpy)."""
+    """Generate a scene with demo/make_scene.py in a child Blender."""
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "demo" / "make_scene.py"), str(path), *args],
+        bpy_script_argv(ROOT / "demo" / "make_scene.py", str(path), *args),
         capture_output=True,
         text=True,
         timeout=timeout,
