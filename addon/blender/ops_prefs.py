@@ -64,11 +64,4 @@ class AWSBATCH_OT_test_connection(bpy.types.Operator):
 CLASSES = (AWSBATCH_OT_connect_stack, AWSBATCH_OT_test_connection)
 
 
-def register() -> None:
-    for cls in CLASSES:
-        bpy.utils.register_class(cls)
-
-
-def unregister() -> None:
-    for cls in reversed(CLASSES):
-        bpy.utils.unregister_class(cls)
+register, unregister = bpy.utils.register_classes_factory(CLASSES)

@@ -217,11 +217,4 @@ class AWSBATCH_OT_cancel_submit(bpy.types.Operator):
 CLASSES = (AWSBATCH_OT_submit, AWSBATCH_OT_cancel_submit)
 
 
-def register() -> None:
-    for cls in CLASSES:
-        bpy.utils.register_class(cls)
-
-
-def unregister() -> None:
-    for cls in reversed(CLASSES):
-        bpy.utils.unregister_class(cls)
+register, unregister = bpy.utils.register_classes_factory(CLASSES)

@@ -176,11 +176,4 @@ def _wrap(text: str, width: int = 70) -> list[str]:
 CLASSES = (AWSBATCH_PT_output, AWSBATCH_PT_jobs)
 
 
-def register() -> None:
-    for cls in CLASSES:
-        bpy.utils.register_class(cls)
-
-
-def unregister() -> None:
-    for cls in reversed(CLASSES):
-        bpy.utils.unregister_class(cls)
+register, unregister = bpy.utils.register_classes_factory(CLASSES)

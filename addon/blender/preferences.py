@@ -128,11 +128,4 @@ class AWSBATCH_AP_preferences(bpy.types.AddonPreferences):
 CLASSES = (AWSBATCH_AP_preferences,)
 
 
-def register() -> None:
-    for cls in CLASSES:
-        bpy.utils.register_class(cls)
-
-
-def unregister() -> None:
-    for cls in reversed(CLASSES):
-        bpy.utils.unregister_class(cls)
+register, unregister = bpy.utils.register_classes_factory(CLASSES)
