@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,11 +21,18 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import free_port, make_scene
+
 ROOT = Path(__file__).resolve().parent.parent
-_USER_RESOURCES = tempfile.mkdtemp(prefix="abr-blender-user-")
+# Once per process: Blender reads BLENDER_USER_RESOURCES whenever it installs an extension,
+# so it must never change under a running session (this module could be imported twice).
+if "ABR_TEST_USER_RESOURCES" not in os.environ:
+    os.environ["ABR_TEST_USER_RESOURCES"] = tempfile.mkdtemp(prefix="abr-blender-user-")
+    os.environ["ABR_TEST_AWS_HOME"] = tempfile.mkdtemp(prefix="abr-aws-home-")
+_USER_RESOURCES = os.environ["ABR_TEST_USER_RESOURCES"]
 os.environ["BLENDER_USER_RESOURCES"] = _USER_RESOURCES
 # Nothing a test does may read the developer's real AWS config or credentials.
-_AWS_HOME = tempfile.mkdtemp(prefix="abr-aws-home-")
+_AWS_HOME = os.environ["ABR_TEST_AWS_HOME"]
 os.environ["AWS_CONFIG_FILE"] = os.path.join(_AWS_HOME, "config")
 os.environ["AWS_SHARED_CREDENTIALS_FILE"] = os.path.join(_AWS_HOME, "credentials")
 os.environ.pop("AWS_PROFILE", None)
@@ -36,12 +42,6 @@ os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
 def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(_USER_RESOURCES, ignore_errors=True)
     shutil.rmtree(_AWS_HOME, ignore_errors=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _post(url: str, payload: dict | None = None) -> None:
@@ -123,30 +123,6 @@ def s3_bucket(aws_settings):
 
     client("s3", aws_settings).create_bucket(Bucket="abr-test")
     return "abr-test"
-
-
-def bpy_script_argv(script: Path, *args: str) -> list[str]:
-    """Run a bpy script in a child Blender: this Python when it is the bpy module's, or the
-    running Blender binary when the suite runs inside one (pytest-blender), whose own
-    Python has no bpy module."""
-    import bpy
-
-    if bpy.app.binary_path:
-        return [bpy.app.binary_path, "-b", "--factory-startup", "--python", str(script), "--", *args]
-    return [sys.executable, str(script), *args]
-
-
-def make_scene(path: Path, *args: str, timeout: float = 120) -> Path:
-    """Generate a scene with demo/make_scene.py in a child Blender."""
-    proc = subprocess.run(
-        bpy_script_argv(ROOT / "demo" / "make_scene.py", str(path), *args),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    if proc.returncode != 0 or not path.is_file():
-        raise RuntimeError(f"make_scene failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
-    return path
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
 from addon.core.jobspec import (
     InputManifest,
     JobSpec,
@@ -91,3 +96,36 @@ def stage_submission(
     spec_uri = base + "spec.json"
     store.put_bytes(spec.to_json().encode(), spec_uri)
     return spec, spec_uri
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def bpy_script_argv(script: Path, *args: str) -> list[str]:
+    """Run a bpy script in a child Blender: this Python when it is the bpy module's, or the
+    running Blender binary when the suite runs inside one (pytest-blender), whose own
+    Python has no bpy module."""
+    import bpy
+
+    if bpy.app.binary_path:
+        return [bpy.app.binary_path, "-b", "--factory-startup", "--python", str(script), "--", *args]
+    return [sys.executable, str(script), *args]
+
+
+def make_scene(path: Path, *args: str, timeout: float = 120) -> Path:
+    """Generate a scene with demo/make_scene.py in a child Blender."""
+    proc = subprocess.run(
+        bpy_script_argv(ROOT / "demo" / "make_scene.py", str(path), *args),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if proc.returncode != 0 or not path.is_file():
+        raise RuntimeError(f"make_scene failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+    return path

@@ -66,7 +66,7 @@ def inproc_moto():
     """moto in this process, so a test can set the states of its job objects."""
     from moto.server import ThreadedMotoServer
 
-    from tests.conftest import free_port
+    from tests.helpers import free_port
 
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)

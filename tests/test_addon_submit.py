@@ -127,7 +127,7 @@ def test_missing_credentials_are_reported(batch, tiny_scene, monkeypatch):
 
 
 def test_scene_without_camera_is_refused(addon, tmp_path):
-    from conftest import make_scene
+    from tests.helpers import make_scene
 
     path = make_scene(tmp_path / "nocam.blend", "--frames", "3", "--no-camera")
     bpy.ops.wm.open_mainfile(filepath=str(path))

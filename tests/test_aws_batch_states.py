@@ -14,7 +14,7 @@ from addon.core.aws_batch import NothingToRetryError, RetryTooEarlyError
 from addon.core.jobspec import JobSpec
 from addon.core.status import SliceProgress
 from addon.core.storage import S3Store
-from tests.conftest import free_port
+from tests.helpers import free_port
 from tests.test_aws_batch_support import BUCKET, CallCounter, clients_of, create_batch_env, put_frames, write_spec
 
 ACCOUNT = "123456789012"

@@ -29,7 +29,7 @@ from addon.core.aws_errors import (
 )
 from addon.core.backend import SubmissionRecord
 from addon.core.download import NothingToDownloadError
-from tests.conftest import free_port
+from tests.helpers import free_port
 from tests.test_aws_batch_support import QUEUE, RENDER_DEF, STITCH_DEF, create_batch_env, write_spec
 
 ALL = [

@@ -23,8 +23,7 @@ from addon.core.local_backend import (
 )
 from addon.core.records import RecordStore
 from addon.core.storage import FileStore
-from tests.conftest import make_scene
-from tests.helpers import stage_submission
+from tests.helpers import make_scene, stage_submission
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -113,7 +113,7 @@ def test_no_credentials_says_so(monkeypatch):
 
 def test_unreachable_endpoint_says_network(monkeypatch):
     from addon.core.aws import AwsSettings
-    from tests.conftest import free_port
+    from tests.helpers import free_port
 
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")

@@ -11,7 +11,6 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import make_scene
 from test_packing import write_png
 
 from addon.core.errors import StorageURIError
@@ -26,6 +25,7 @@ from addon.core.submit import (
     SubmitOptions,
     prepare_submission,
 )
+from tests.helpers import make_scene
 
 #: what the add-on does on Submit: save a copy of the open (edited, unsaved) scene in a
 #: temporary folder and snapshot it, without touching the user's file

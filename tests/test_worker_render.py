@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import make_scene
 from helpers import make_spec
 from hypothesis import given
 from hypothesis import strategies as st
@@ -27,6 +26,7 @@ from addon.core.exitcodes import CONTENT_ERROR, RETRYABLE, SUCCESS
 from addon.core.jobspec import InputManifest, JobSpec
 from addon.core.status import SliceProgress
 from addon.core.storage import join_uri, open_store, path_to_uri
+from tests.helpers import make_scene
 from worker.blender_process import blender_argv, describe_exit
 from worker.cpu import container_cpu_limit, parse_cfs, parse_cpu_max, render_threads
 from worker.inner_render import FRAME_TAG, format_event, frame_runs, parse_event
