@@ -94,6 +94,7 @@ def moto_server():
     except subprocess.TimeoutExpired:
         proc.kill()
     log.close()
+    os.unlink(log.name)  # kept only while the server runs; a failed start keeps it for reading
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ the code exactly as a user installs it: ``bl_ext.user_default.aws_batch_render``
 
 from __future__ import annotations
 
+import atexit
 import functools
 import importlib.util
 import shutil
@@ -38,6 +39,7 @@ def built_zip() -> Path:
     """The extension zip, built once per test process into a temp folder."""
     build_addon = load_build_addon()
     out = Path(tempfile.mkdtemp(prefix="abr-dist-"))
+    atexit.register(shutil.rmtree, out, True)
     return build_addon.build(out, ROOT / "build")
 
 
