@@ -40,6 +40,9 @@ def test_put_get_exists_size(root, tmp_path):
     store.get_file(uri, dest)
     assert dest.read_bytes() == b"hello"
     assert not [p for p in dest.parent.iterdir() if p.name.startswith(".tmp-")]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert dest.stat().st_mode & 0o777 == 0o666 & ~umask  # like any new file, not mkstemp's 0600
 
 
 def test_put_file_reports_progress_and_overwrites(root, tmp_path):

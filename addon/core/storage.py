@@ -164,7 +164,7 @@ class FileStore(Store):
         dest = self._path(uri)
         try:
             dest.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".tmp-", suffix=".part")
+            fd, tmp = _temp_beside(dest)
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
             os.replace(tmp, dest)
@@ -249,7 +249,7 @@ class S3Store(Store):
         loc = self._loc(uri)
         dest = Path(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".tmp-", suffix=".part")
+        fd, tmp = _temp_beside(dest)
         os.close(fd)
         try:
             self.client.download_file(loc.bucket, loc.key, tmp, Config=self.transfer_config())
@@ -340,7 +340,7 @@ def open_store(uri: str, settings: AwsSettings | None = None, **s3_options: Any)
 
 def _atomic_copy(src: Path, dest: Path) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".tmp-", suffix=".part")
+    fd, tmp = _temp_beside(dest)
     os.close(fd)
     try:
         shutil.copyfile(src, tmp)
@@ -348,6 +348,16 @@ def _atomic_copy(src: Path, dest: Path) -> None:
     except BaseException:
         _unlink(tmp)
         raise
+
+
+def _temp_beside(dest: Path) -> tuple[int, str]:
+    """A temp file next to ``dest`` (same filesystem, so os.replace is atomic) with the
+    permissions a plain new file gets (mkstemp's 0600 would make downloads private)."""
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".tmp-", suffix=".part")
+    umask = os.umask(0)
+    os.umask(umask)
+    os.fchmod(fd, 0o666 & ~umask)
+    return fd, tmp
 
 
 def _unlink(path: str) -> None:
