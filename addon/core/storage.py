@@ -354,10 +354,18 @@ def _temp_beside(dest: Path) -> tuple[int, str]:
     """A temp file next to ``dest`` (same filesystem, so os.replace is atomic) with the
     permissions a plain new file gets (mkstemp's 0600 would make downloads private)."""
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".tmp-", suffix=".part")
-    umask = os.umask(0)
-    os.umask(umask)
-    os.fchmod(fd, 0o666 & ~umask)
+    os.fchmod(fd, 0o666 & ~_UMASK)
     return fd, tmp
+
+
+def _read_umask() -> int:
+    # Read once at import: os.umask() sets as it reads, which is not safe among threads.
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
+
+
+_UMASK = _read_umask()
 
 
 def _unlink(path: str) -> None:
