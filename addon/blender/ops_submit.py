@@ -48,6 +48,9 @@ def build_options(scene: Any, p: Any) -> Any:
         video_quality=s.video_quality,
         device="" if s.device == "SCENE" else s.device,
         allow_missing=s.allow_missing,
+        # The sound mixdown runs in a child Blender: in a Blender binary that is the binary
+        # itself (its sys.executable has no bpy module); "" in the bpy module.
+        blender_bin=bpy.app.binary_path,
     )
 
 

@@ -138,6 +138,7 @@ def _pack_locked(
 
     check_cancel()
     _fix_bat_node_trees()
+    _fix_bat_sequencer_root_paths()
     blend_dir = source.parent
     try:
         if project_root is not None:
@@ -289,6 +290,28 @@ def _fix_bat_node_trees() -> None:
     expanders._expand_generic_nodetree_id = expand_nodetree_id
 
 
+def _fix_bat_sequencer_root_paths() -> None:
+    """Work around BAT 1.23 joining a sequencer strip's folder ``//`` (the .blend's own
+    folder, which Blender 5 writes for sound strips) and its file name into ``/name``: a
+    sound strip's 'tone.wav' became a missing '/tone.wav' and the submit was refused.
+    Idempotent; wraps BAT's scene reader in its table of block readers."""
+    from blender_asset_tracer import bpathlib
+    from blender_asset_tracer.trace import blocks2assets
+
+    original = blocks2assets._funcs_for_code[b"SC"]
+    if getattr(original, "_abr_fixed", False):
+        return
+
+    def scene(block: Any) -> Any:
+        for usage in original(block):
+            if usage.path_dir_field is not None and usage.block.get(b"dir") == b"//":
+                usage.asset_path = bpathlib.BlendPath(b"//" + bytes(usage.asset_path).lstrip(b"/"))
+            yield usage
+
+    scene._abr_fixed = True  # type: ignore[attr-defined]
+    blocks2assets._funcs_for_code[b"SC"] = scene
+
+
 def _make_copier() -> Any:
     """BAT's file copier, polling its queues every 20 ms instead of 500 ms: BAT's own
     copier spends a second idling at the end of every pack."""
@@ -383,6 +406,7 @@ def _Packer(bfile: Path, project: Path, target: str, main_rel: Path) -> Any:
     global _packer_class
     if _packer_class is None:
         _fix_bat_node_trees()
+        _fix_bat_sequencer_root_paths()
         _packer_class = _make_packer_class()
     return _packer_class(bfile, project, target, main_rel)
 

@@ -33,10 +33,11 @@ class SceneReadError(AwsBatchRenderError):
     exit_code = 42
 
 
-def blender_command(blend: Path, scene: str = "") -> list[str]:
-    """The argv that prints ``blend``'s snapshot: a Blender binary or a Python with bpy."""
-    extra = ["--scene", scene] if scene else []
-    binary = os.environ.get("BLENDER_BIN", "")
+def blender_command(blend: Path, scene: str = "", extra_args: tuple[str, ...] = (), blender_bin: str = "") -> list[str]:
+    """The argv that prints ``blend``'s snapshot: a Blender binary (``blender_bin``, else
+    ``BLENDER_BIN``) or a Python with bpy."""
+    extra = [*(["--scene", scene] if scene else []), *extra_args]
+    binary = blender_bin or os.environ.get("BLENDER_BIN", "")
     if binary:
         return [
             binary, "-b", "--factory-startup", "--python-exit-code", "3",
@@ -53,12 +54,40 @@ def blender_command(blend: Path, scene: str = "") -> list[str]:
     return [python, str(SNAPSHOT_SCRIPT), str(blend), *extra]
 
 
-def read_scene(blend: str | os.PathLike[str], scene: str = "", timeout: float = 300) -> SceneSnapshot:
+def mixdown_audio(
+    blend: str | os.PathLike[str],
+    dest: str | os.PathLike[str],
+    frame_start: int,
+    frame_end: int,
+    scene: str = "",
+    blender_bin: str = "",
+    timeout: float = 600,
+) -> Path:
+    """Mix ``blend``'s scene sound over ``frame_start..frame_end`` down to the WAV ``dest``,
+    in a child Blender (which also reads the scene again, a small price for one code path)."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    read_scene(
+        blend, scene, timeout,
+        extra_args=("--mixdown", str(dest), "--frames", f"{frame_start}-{frame_end}"), blender_bin=blender_bin,
+    )  # fmt: skip
+    if not dest.is_file() or dest.stat().st_size == 0:
+        raise SceneReadError(f"Blender did not write the sound mixdown of {Path(blend).name}.")
+    return dest
+
+
+def read_scene(
+    blend: str | os.PathLike[str],
+    scene: str = "",
+    timeout: float = 300,
+    extra_args: tuple[str, ...] = (),
+    blender_bin: str = "",
+) -> SceneSnapshot:
     """Open ``blend`` in a child Blender and return its scene settings."""
     path = Path(blend).resolve()
     if not path.is_file():
         raise SceneReadError(f"{path} does not exist or is not a file: check the .blend path.")
-    argv = blender_command(path, scene)
+    argv = blender_command(path, scene, extra_args, blender_bin)
     log.debug("reading scene settings: %s", argv)
     try:
         proc = subprocess.run(

@@ -26,11 +26,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .aws import AwsSettings
 from .errors import AwsBatchRenderError
 from .jobspec import JobSpec, utc_now_iso
 from .scene import SceneSnapshot
+
+if TYPE_CHECKING:
+    from .packing import PackResult
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +69,8 @@ class SubmitOptions:
     allow_missing: bool = False  # continue when referenced files are missing
     allow_partial_video: bool = False
     upload_concurrency: int = 10
+    audio: bool = True  # mix the scene's sound into the video when it has any
+    blender_bin: str = ""  # a Blender binary for child processes ("" = BLENDER_BIN, or this Python's bpy)
 
 
 @dataclass
@@ -78,6 +84,7 @@ class PackReport:
     main_blend: str = ""  # relpath of the main .blend in the pack
     project_root: str = ""  # the folder the pack mirrors
     seconds: dict[str, float] = field(default_factory=dict)  # time per phase: pack, upload, spec
+    warnings: list[str] = field(default_factory=list)  # what was left out, for the user to see
 
 
 @dataclass
@@ -148,6 +155,8 @@ def prepare_submission(
         report.project_root = packed.project_root
         report.seconds["pack"] = time.monotonic() - started
 
+        audio_path = _add_soundtrack(blend_copy, snapshot, options, packed, report, cancel)
+
         submission_id = new_submission_id(source_name)
         paths = submission_paths(root_uri, submission_id)
         # Build the spec before uploading: a spec that cannot be valid fails in seconds,
@@ -161,6 +170,7 @@ def prepare_submission(
             submission_id,
             utc_now_iso(),
             __version__,
+            audio_path=audio_path,
         )
         store = open_store(root_uri, settings, max_concurrency=options.upload_concurrency)
 
@@ -191,6 +201,42 @@ def prepare_submission(
         report.bytes_uploaded, paths["spec"],
     )  # fmt: skip
     return spec, paths["spec"], report
+
+
+SOUNDTRACK = "_audio/soundtrack.wav"
+
+
+def _add_soundtrack(
+    blend_copy: Path,
+    snapshot: SceneSnapshot,
+    options: SubmitOptions,
+    packed: PackResult,
+    report: PackReport,
+    cancel: threading.Event,
+) -> str | None:
+    """Mix the scene's sound down into the pack (it rides along like any packed file) and
+    return its relative path for the spec; None when there is no video or no sound. A
+    failed mixdown leaves the video silent, with a warning, rather than stopping the render."""
+    from .packing import sha256_file
+    from .scene_reader import SceneReadError, mixdown_audio
+    from .specbuild import scene_frames
+
+    if not (options.video and options.audio and snapshot.has_audio) or cancel.is_set():
+        return None
+    frames = scene_frames(snapshot, options.frames)
+    dest = packed.pack_dir / SOUNDTRACK
+    try:
+        mixdown_audio(blend_copy, dest, frames[0], frames[-1], snapshot.scene, options.blender_bin)
+    except SceneReadError as exc:
+        warning = f"The video will be silent: mixing down the scene's sound failed ({exc})."
+        log.warning("%s", warning)
+        report.warnings.append(warning)
+        return None
+    packed.files[SOUNDTRACK] = sha256_file(dest)
+    packed.sizes[SOUNDTRACK] = dest.stat().st_size
+    report.files[SOUNDTRACK] = packed.files[SOUNDTRACK]
+    report.bytes_total = packed.bytes_total
+    return SOUNDTRACK
 
 
 def _safe(progress: Callable[[Progress], None] | None) -> Callable[[Progress], None]:
