@@ -89,3 +89,4 @@ def test_a_failed_mixdown_leaves_the_video_silent_with_a_warning(sound_scene, tm
     assert spec.output.video is not None and spec.output.video.audio is None
     assert len(report.warnings) == 1 and "The video will be silent" in report.warnings[0]
     assert "no-such-blender" in report.warnings[0]
+

@@ -159,6 +159,8 @@ def _summary(record: SubmissionRecord, report: Any) -> str:
     outside = getattr(report, "outside_project", []) or []
     if outside:
         text += f"; {len(outside)} files outside the project folder"
+    for warning in getattr(report, "warnings", []) or []:
+        text += f". Warning: {warning}"
     return text
 
 

@@ -203,6 +203,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
         _err(f"warning: {len(report.missing)} missing file(s) were left out: " + ", ".join(report.missing[:5]))
     if report.outside_project:
         _err(f"note: {len(report.outside_project)} file(s) outside the project folder were packed too")
+    for warning in report.warnings:
+        _err(f"warning: {warning}")
     record = backend.submit(spec, spec_uri, source_blend=str(blend))
     _records(args).save(record)
     print(
