@@ -121,13 +121,18 @@ def test_submit_round_trip(env, aws_settings):
     assert render["timeout"] == {"attemptDurationSeconds": 900}
     assert render["propagateTags"] is True
     assert render["tags"] == {TAG_SUBMISSION: spec.submission_id, TAG_BLEND: "my shot.blend"}
-    assert render["containerOverrides"]["environment"] == [{"name": "JOB_SPEC_URI", "value": spec_uri}]
+    assert render["containerOverrides"]["environment"] == [
+        {"name": "JOB_SPEC_URI", "value": spec_uri},
+        {"name": "RENDER_THREADS", "value": "4"},  # the vCPU override, since a reservation is no cap
+    ]
     assert {"type": "VCPU", "value": "4"} in render["containerOverrides"]["resourceRequirements"]
     assert {"type": "MEMORY", "value": "8192"} in render["containerOverrides"]["resourceRequirements"]
     assert render["jobDefinition"] == RENDER_DEF and NAME_OK.match(render["jobName"])
     assert stitch["dependsOn"] == [{"jobId": render_id}]
     assert stitch["jobDefinition"] == STITCH_DEF
     assert "arrayProperties" not in stitch
+    assert "timeout" not in stitch  # the stitch job definition's own limit, never a chunk's
+    assert stitch["retryStrategy"] == retry_strategy(5)
 
     # what Batch itself recorded
     jobs = {j["jobId"]: j for j in client("batch", aws_settings).describe_jobs(jobs=[render_id, stitch_id])["jobs"]}
@@ -278,3 +283,19 @@ def test_a_failed_stitch_submit_stops_the_render_job(env, aws_settings):
     (render_id,) = {p["jobId"] for p in counter.params["TerminateJob"]}
     assert counter.params["CancelJob"][0]["jobId"] == render_id
     assert counter.params["SubmitJob"][0]["jobDefinition"] == RENDER_DEF
+
+
+def test_unasked_limits_leave_the_job_definitions_in_charge():
+    """A timeout or retry strategy given at submit replaces the job definition's: send none
+    unless asked, so the stack's 4-hour timeout and its attempts apply."""
+    from addon.core.aws import AwsSettings
+    from addon.core.aws_batch import stitch_job_request
+
+    spec = make_spec("s3://bucket/")
+    render = render_job_request(spec, "s3://bucket/spec.json", job_queue="q", job_definition="r")
+    stitch = stitch_job_request(spec, "s3://bucket/spec.json", "id-1", job_queue="q", job_definition="s")
+    for request in (render, stitch):
+        assert "timeout" not in request and "retryStrategy" not in request
+    assert render["containerOverrides"]["environment"] == [{"name": "JOB_SPEC_URI", "value": "s3://bucket/spec.json"}]
+    with pytest.raises(AwsBatchRenderError, match="between 1 and 10"):
+        AwsBatchBackend(AwsSettings(), "q", "r", "s", attempts=11)

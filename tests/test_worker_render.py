@@ -216,14 +216,18 @@ def test_cpu_quota_parsers_and_thread_choice(tmp_path):
     assert parse_cfs("400000\n", "100000\n") == 4
     (tmp_path / "cpu.max").write_text("300000 100000\n")
     assert container_cpu_limit(tmp_path) == 3
-    assert render_threads(0, tmp_path) == 3
-    assert render_threads(5, tmp_path) == 5  # the spec wins
+    assert render_threads(0, tmp_path, {}) == 3
+    assert render_threads(5, tmp_path, {}) == 5  # the spec wins
+    # The job's vCPUs (Batch sets no quota: a vCPU reservation is CPU shares) beat cpu.max.
+    assert render_threads(0, tmp_path, {"RENDER_THREADS": "8"}) == 8
+    assert render_threads(5, tmp_path, {"RENDER_THREADS": "8"}) == 5
+    assert render_threads(0, tmp_path, {"RENDER_THREADS": "lots"}) == 3
     v1 = tmp_path / "v1"
     (v1 / "cpu").mkdir(parents=True)
     (v1 / "cpu" / "cpu.cfs_quota_us").write_text("200000")
     (v1 / "cpu" / "cpu.cfs_period_us").write_text("100000")
     assert container_cpu_limit(v1) == 2
-    assert render_threads(0, tmp_path / "none") == len(os.sched_getaffinity(0))
+    assert render_threads(0, tmp_path / "none", {}) == len(os.sched_getaffinity(0))
 
 
 def test_blender_argv_binary_and_module():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -53,10 +54,16 @@ def container_cpu_limit(root: Path = CGROUP_ROOT) -> int | None:
     return None
 
 
-def render_threads(requested: int, root: Path = CGROUP_ROOT) -> int:
-    """The spec's thread count if set, else the CPU quota, else the CPUs this process may use."""
+def render_threads(requested: int, root: Path = CGROUP_ROOT, environ: Mapping[str, str] | None = None) -> int:
+    """The spec's thread count if set, else ``RENDER_THREADS`` (the job's vCPUs: on Batch a
+    vCPU reservation is CPU shares, not a quota, so cpu.max says nothing), else the CPU
+    quota, else the CPUs this process may use."""
     if requested > 0:
         return requested
+    env = os.environ if environ is None else environ
+    raw = env.get("RENDER_THREADS", "").strip()
+    if raw.isdigit() and int(raw) > 0:
+        return int(raw)
     limit = container_cpu_limit(root)
     if limit:
         return limit

@@ -66,11 +66,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--timeout",
         type=_positive_int,
-        default=3600,
         metavar="SECONDS",
-        help="time limit of one chunk attempt (default 3600)",
+        help="time limit of one chunk attempt (default: the job definition's; the stack's is 4 hours)",
     )
-    p.add_argument("--attempts", type=_positive_int, default=3, help="attempts per chunk, 1-10 (default 3)")
+    p.add_argument(
+        "--attempts", type=_positive_int,
+        help="attempts per chunk, 1-10 (default: the job definition's retry strategy; 3 locally)",
+    )
     p.add_argument(
         "--threads", type=_positive_int, default=0,
         help="render threads per chunk (default: every core the chunk's machine or container has)",

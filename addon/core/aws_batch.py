@@ -136,6 +136,8 @@ def container_overrides(spec_uri: str, vcpus: int | None, memory_mib: int | None
     requirements = []
     if vcpus:
         requirements.append({"type": "VCPU", "value": str(vcpus)})
+        # A vCPU reservation is CPU shares, not a cap: tell Blender how many threads to use.
+        overrides["environment"].append({"name": "RENDER_THREADS", "value": str(vcpus)})
     if memory_mib:
         requirements.append({"type": "MEMORY", "value": str(memory_mib)})
     if gpus:
@@ -156,23 +158,24 @@ def render_job_request(
     vcpus: int | None = None,
     memory_mib: int | None = None,
     gpus: int = 0,
-    timeout_seconds: int = 3600,
-    attempts: int = 3,
+    timeout_seconds: int | None = None,
+    attempts: int | None = None,
 ) -> dict[str, Any]:
     """SubmitJob arguments of the render job: an array of one child per slice, or a plain
-    job for one slice (Batch arrays have 2..10,000 children)."""
+    job for one slice (Batch arrays have 2..10,000 children).
+
+    A timeout or retry strategy given at submit *replaces* the job definition's, so each is
+    sent only when asked for (None: the job definition's, e.g. the stack's 4-hour timeout)."""
     plan = array_plan(spec.slices if slice_count is None else [[0]] * slice_count)
     request: dict[str, Any] = {
         "jobName": sanitize_job_name(f"{base_job_name(spec)}-{name_suffix}"),
         "jobQueue": job_queue,
         "jobDefinition": job_definition,
         "containerOverrides": container_overrides(spec_uri, vcpus, memory_mib, gpus),
-        "retryStrategy": retry_strategy(attempts),
-        # per child attempt; Batch's minimum is 60 s
-        "timeout": {"attemptDurationSeconds": max(60, int(timeout_seconds))},
         "tags": job_tags(spec),
         "propagateTags": True,
     }
+    _add_limits(request, timeout_seconds, attempts)
     if plan.is_array:
         request["arrayProperties"] = {"size": plan.array_size}
     return request
@@ -186,21 +189,30 @@ def stitch_job_request(
     job_queue: str,
     job_definition: str,
     name_suffix: str = "stitch",
-    timeout_seconds: int = 3600,
-    attempts: int = 3,
+    attempts: int | None = None,
 ) -> dict[str, Any]:
-    """SubmitJob arguments of the stitch job, which waits for every render child."""
-    return {
+    """SubmitJob arguments of the stitch job, which waits for every render child. Its
+    timeout is always the stitch job definition's (a chunk's render timeout says nothing
+    about encoding the whole video)."""
+    request = {
         "jobName": sanitize_job_name(f"{base_job_name(spec)}-{name_suffix}"),
         "jobQueue": job_queue,
         "jobDefinition": job_definition,
         "dependsOn": [{"jobId": render_job_id}],
         "containerOverrides": container_overrides(spec_uri, None, None),
-        "retryStrategy": retry_strategy(attempts),
-        "timeout": {"attemptDurationSeconds": max(60, int(timeout_seconds))},
         "tags": job_tags(spec),
         "propagateTags": True,
     }
+    _add_limits(request, None, attempts)
+    return request
+
+
+def _add_limits(request: dict[str, Any], timeout_seconds: int | None, attempts: int | None) -> None:
+    if attempts is not None:
+        request["retryStrategy"] = retry_strategy(attempts)
+    if timeout_seconds is not None:
+        # per child attempt; Batch's minimum is 60 s
+        request["timeout"] = {"attemptDurationSeconds": max(60, int(timeout_seconds))}
 
 
 def child_counts(job: dict[str, Any]) -> dict[str, int]:
@@ -266,8 +278,8 @@ class AwsBatchBackend:
         *,
         vcpus: int | None = None,
         memory_mib: int | None = None,
-        timeout_seconds: int = 3600,
-        attempts: int = 3,
+        timeout_seconds: int | None = None,
+        attempts: int | None = None,
         log_group: str = "/aws/batch/job",
         gpu_job_queue: str = "",
         preflight: bool = True,
@@ -279,6 +291,8 @@ class AwsBatchBackend:
         self.vcpus = vcpus
         self.memory_mib = memory_mib
         self.timeout_seconds = timeout_seconds
+        if attempts is not None:
+            retry_strategy(attempts)  # refuse a bad count now, not after the upload
         self.attempts = attempts
         self.log_group = log_group
         self.gpu_job_queue = gpu_job_queue
@@ -342,8 +356,8 @@ class AwsBatchBackend:
             "bucket": parsed.bucket,
             "vcpus": str(self.vcpus or ""),
             "memory_mib": str(self.memory_mib or ""),
-            "timeout_seconds": str(self.timeout_seconds),
-            "attempts": str(self.attempts),
+            "timeout_seconds": str(self.timeout_seconds or ""),
+            "attempts": str(self.attempts or ""),
         }
 
     def _queue_for(self, spec: JobSpec) -> tuple[str, int]:
@@ -417,7 +431,6 @@ class AwsBatchBackend:
             job_queue=self.job_queue,
             job_definition=self.stitch_job_definition,
             name_suffix="stitch" + suffix,
-            timeout_seconds=self.timeout_seconds,
             attempts=self.attempts,
         )
         try:

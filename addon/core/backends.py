@@ -82,8 +82,8 @@ def backend_for_record(record: SubmissionRecord) -> Backend:
             log_group=s.get("log_group") or "/aws/batch/job",
             vcpus=_int(s.get("vcpus")),
             memory_mib=_int(s.get("memory_mib")),
-            timeout_seconds=_int(s.get("timeout_seconds")) or 3600,
-            attempts=_int(s.get("attempts")) or 3,
+            timeout_seconds=_int(s.get("timeout_seconds")),
+            attempts=_int(s.get("attempts")),
         )
     if record.backend == "local":
         cfg: dict[str, Any] = {}
