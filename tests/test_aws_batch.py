@@ -85,6 +85,9 @@ def test_child_counts_for_arrays_plain_jobs_and_fresh_arrays():
     assert child_counts(job) == {"RUNNING": 1, "FAILED": 1, "PENDING": 2}
     fresh = {"status": "SUBMITTED", "arrayProperties": {"size": 3, "statusSummary": {}}}
     assert child_counts(fresh) == {"SUBMITTED": 3}
+    # A parent that failed before its children existed must not look SUBMITTED forever.
+    dead = {"status": "FAILED", "arrayProperties": {"size": 5, "statusSummary": {}}}
+    assert child_counts(dead) == {"FAILED": 5}
 
 
 def test_seconds_per_frame_from_upload_times():

@@ -66,6 +66,9 @@ def test_scene_step_and_frame_override():
     assert build(snap(frame_start=3, frame_end=12, frame_step=4)).frames == [3, 7, 11]
     spec = build(options=SubmitOptions(frames="1-5,40,50-60x5", chunk_size=3))
     assert spec.slices == [[1, 2, 3], [4, 5, 40], [50, 55, 60]]
+    # The scene's step applies to override ranges without their own xN, as the add-on says.
+    stepped = build(snap(frame_step=2), SubmitOptions(frames="1-10,20-24x1", chunk_size=50))
+    assert stepped.frames == [1, 3, 5, 7, 9, 20, 21, 22, 23, 24]
     with pytest.raises(FrameRangeError):
         build(options=SubmitOptions(frames="5-1"))
     with pytest.raises(FrameRangeError):

@@ -607,3 +607,23 @@ def test_array_index_outside_the_slices_is_a_content_error():
     with pytest.raises(Exception, match="outside this job's 3 slice") as err:
         slice_frames(spec, 3)
     assert err.value.exit_code == CONTENT_ERROR
+
+
+def test_cameras_from_markers_alone_are_enough(tmp_path, marker_scene):
+    """No active camera, but markers bind cameras: Blender's animation render switches to
+    them, so the worker must not refuse the scene (the add-on accepts it)."""
+    blend = tmp_path / "markers-only.blend"
+    script = (
+        "import bpy, sys\n"
+        "bpy.ops.wm.open_mainfile(filepath=sys.argv[1])\n"
+        "bpy.context.scene.camera = None\n"
+        "bpy.ops.wm.save_as_mainfile(filepath=sys.argv[2])\n"
+    )
+    subprocess.run([sys.executable, "-c", script, str(marker_scene), str(blend)], check=True,
+                   capture_output=True, timeout=120)  # fmt: skip
+    root = path_to_uri(tmp_path / "bucket", directory=True)
+    spec, spec_uri = pack_job(root, blend, [[1, 3]])
+    proc = run_worker(worker_env(spec_uri, 0))
+    assert proc.returncode == SUCCESS, proc.stderr[-3000:]
+    frames = frames_in_store(spec)
+    assert gray_stddev(frames[1]) > 5 and gray_stddev(frames[3]) < 1

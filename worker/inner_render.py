@@ -189,7 +189,8 @@ def setup_device(scene: Any, device: str) -> None:
 
 
 def check_camera(scene: Any) -> None:
-    if scene.camera is None:
+    # Cameras bound to timeline markers switch during the animation render: enough.
+    if scene.camera is None and not any(m.camera for m in scene.timeline_markers):
         cameras = [o.name for o in scene.objects if o.type == "CAMERA"]
         hint = (
             f" (it has camera objects {', '.join(cameras)} but none is the active camera)"

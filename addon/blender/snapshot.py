@@ -135,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("blend")
     parser.add_argument("--scene", default="")
     parser.add_argument("--mixdown", default="", metavar="WAV", help="also mix the scene's sound down to WAV")
-    parser.add_argument("--frames", default="", metavar="FIRST-LAST", help="the mixdown's frame range")
+    parser.add_argument("--frame-start", type=int, help="the mixdown's first frame (default: the scene's)")
+    parser.add_argument("--frame-end", type=int, help="the mixdown's last frame (default: the scene's)")
     args = parser.parse_args(argv)
     path = os.path.abspath(args.blend)
     bpy.ops.wm.open_mainfile(filepath=path, load_ui=False)
@@ -146,8 +147,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     snapshot = snapshot_scene(scene, blend_path=bpy.data.filepath, is_dirty=False)
     if args.mixdown:
-        first, _, last = args.frames.partition("-")
-        mixdown(scene, args.mixdown, int(first or scene.frame_start), int(last or scene.frame_end))
+        first = scene.frame_start if args.frame_start is None else args.frame_start
+        last = scene.frame_end if args.frame_end is None else args.frame_end
+        mixdown(scene, args.mixdown, first, last)
     sys.stdout.write(MARKER + json.dumps(snapshot.to_dict(), sort_keys=True) + "\n")
     sys.stdout.flush()
     return 0

@@ -222,11 +222,12 @@ def child_counts(job: dict[str, Any]) -> dict[str, int]:
     if size:
         summary = {k: int(v) for k, v in (props.get("statusSummary") or {}).items() if v}
         missing = int(size) - sum(summary.values())
-        if missing > 0:  # just submitted: children not yet counted in the summary
+        if missing > 0:
+            # Children not counted: just submitted (a pending parent), or the parent ended
+            # before they existed (e.g. FAILED at once) and they never will.
             parent = job.get("status", "SUBMITTED")
-            summary[parent if parent in PENDING_STATES else "SUBMITTED"] = (
-                summary.get(parent if parent in PENDING_STATES else "SUBMITTED", 0) + missing
-            )
+            state = parent if parent in (*PENDING_STATES, "SUCCEEDED", "FAILED") else "SUBMITTED"
+            summary[state] = summary.get(state, 0) + missing
         return summary
     return {job.get("status", "SUBMITTED"): 1}
 

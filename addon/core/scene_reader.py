@@ -69,7 +69,8 @@ def mixdown_audio(
     dest.parent.mkdir(parents=True, exist_ok=True)
     read_scene(
         blend, scene, timeout,
-        extra_args=("--mixdown", str(dest), "--frames", f"{frame_start}-{frame_end}"), blender_bin=blender_bin,
+        extra_args=("--mixdown", str(dest), f"--frame-start={frame_start}", f"--frame-end={frame_end}"),
+        blender_bin=blender_bin,
     )  # fmt: skip
     if not dest.is_file() or dest.stat().st_size == 0:
         raise SceneReadError(f"Blender did not write the sound mixdown of {Path(blend).name}.")

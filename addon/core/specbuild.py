@@ -79,9 +79,10 @@ def new_submission_id(blend_name: str, now: datetime | None = None) -> str:
 
 
 def scene_frames(snapshot: SceneSnapshot, frames: str = "") -> list[int]:
-    """The frames to render: the override list, else the scene's range and step."""
+    """The frames to render: the override list (the scene's step applies to its ranges
+    that carry no ``xN`` of their own, as the add-on's field says), else the scene's range."""
     if frames.strip():
-        return parse_frames(frames)
+        return parse_frames(frames, snapshot.frame_step)
     return frame_range(snapshot.frame_start, snapshot.frame_end, snapshot.frame_step)
 
 
