@@ -91,10 +91,3 @@ def test_a_failed_mixdown_leaves_the_video_silent_with_a_warning(sound_scene, tm
     assert "no-such-blender" in report.warnings[0]
 
 
-
-def test_mixdown_over_negative_frames(sound_scene, tmp_path):
-    from addon.core.scene_reader import mixdown_audio
-
-    wav = mixdown_audio(sound_scene, tmp_path / "neg.wav", -5, 6)
-    with wave.open(str(wav)) as w:
-        assert abs(w.getnframes() / w.getframerate() - 12 / 24) < 0.05

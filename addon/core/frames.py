@@ -18,8 +18,9 @@ from .errors import FrameRangeError
 MIN_ARRAY_SIZE = 2
 MAX_ARRAY_SIZE = 10_000
 
-#: Blender's own limits for a frame number (MINAFRAME/MAXFRAME).
-MIN_FRAME = -1_048_574
+#: Blender's limits for a scene's frame range (MINFRAME/MAXFRAME): frame_start cannot go
+#: below 0, even with "allow negative frames", so a negative frame cannot be rendered.
+MIN_FRAME = 0
 MAX_FRAME = 1_048_574
 
 _ITEM = re.compile(r"^(-?\d+)(?:\s*-\s*(-?\d+)(?:\s*[xX:]\s*(\d+))?)?$")
