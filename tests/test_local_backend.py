@@ -260,3 +260,24 @@ def test_installed_extension_layout_exposes_addon_and_worker_to_children(tmp_pat
                            env={"PYTHONPATH": env["PYTHONPATH"], "PATH": os.environ["PATH"]}, cwd=tmp_path)
     assert child.returncode == 0, child.stderr
     assert Path(child.stdout.strip()).resolve().is_relative_to(ext.resolve())
+
+
+def test_a_reused_pid_is_never_taken_for_the_supervisor(tiny_scene, tmp_path):
+    """After the render ends its pid may belong to anything: cancel and status must not
+    signal or wait on it."""
+    spec, spec_uri = stage_submission(tmp_path / "store", tiny_scene, [[1, 2]], video=False,
+                                      submission_id="sub-reused")
+    backend = LocalBackend()
+    record = backend.submit(spec, spec_uri)
+    assert wait(backend, record, timeout=120).state == "SUCCEEDED"
+    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
+    try:
+        state_dir = Path(record.jobs["state_dir"])
+        (state_dir / "supervisor.pid").write_text(str(bystander.pid))  # as if the pid were reused
+        assert supervisor_pid(state_dir) == 0
+        backend.cancel(record)
+        assert bystander.poll() is None, "cancel signalled a process that is not the supervisor"
+        assert backend.status(record).state == "SUCCEEDED"
+    finally:
+        bystander.kill()
+        bystander.wait()

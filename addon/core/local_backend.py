@@ -113,10 +113,27 @@ def read_state(state_dir: Path) -> SupervisorState:
 
 
 def supervisor_pid(state_dir: Path) -> int:
+    """The live supervisor of ``state_dir``, or 0. A recorded pid that now belongs to some
+    other process (pids are reused) is not ours: never signal it, never wait on it."""
     try:
-        return int((Path(state_dir) / PID_FILE).read_text(encoding="utf-8").strip() or 0)
+        pid = int((Path(state_dir) / PID_FILE).read_text(encoding="utf-8").strip() or 0)
     except (OSError, ValueError):
         return 0
+    return pid if runs(pid, "local_supervisor", str(state_dir)) else 0
+
+
+def runs(pid: int, *needles: str) -> bool:
+    """Whether ``pid`` is alive and its command line holds every needle (where /proc
+    exists; elsewhere only whether it is alive)."""
+    if not pid_alive(pid):
+        return False
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except FileNotFoundError:
+        return not Path("/proc/self").exists()
+    except OSError:
+        return True
+    return all(n in cmdline for n in needles)
 
 
 def write_state(state_dir: Path, state: SupervisorState) -> None:
@@ -313,7 +330,7 @@ class LocalBackend:
         # Whatever the supervisor managed, make sure no worker is left behind.
         state = read_state(state_dir)
         for task in [*state.slices, *([state.stitch] if state.stitch else [])]:
-            if task.pid and pid_alive(task.pid):
+            if task.pid and runs(task.pid, "worker"):
                 _signal_group(task.pid, signal.SIGKILL)
             if task.state in ("PENDING", "RUNNING"):
                 task.state = "CANCELLED"

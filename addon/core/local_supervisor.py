@@ -145,11 +145,11 @@ class Supervisor:
             proc = self._start(task, command, env)
             while proc.poll() is None and not self.cancelled:
                 time.sleep(POLL_SECONDS)
+            self.running.pop(task.index, None)  # reaped below: never signal its pid again
             if self.cancelled:
                 self._stop_all({task.index: proc})
                 task.state = "CANCELLED"
                 break
-            self.running.pop(task.index, None)
             self._finish_task(task, proc.returncode)
             self._save()
 
