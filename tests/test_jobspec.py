@@ -103,3 +103,16 @@ def test_optional_video_and_defaults():
     spec = JobSpec.from_dict(data)
     assert spec.output.video is None
     assert spec.source_name == ""
+
+
+def test_retry_specs_name_progress_records_by_the_original_slice():
+    spec = make_spec()
+    assert [spec.original_slice(i) for i in range(3)] == [0, 1, 2]
+    retry = make_spec(slices=[[4, 5, 6], [7, 8]], extra={"retry_of_slices": "1,2"})
+    retry.validate()
+    assert retry.original_slice(0) == 1 and retry.original_slice(1) == 2
+    assert retry.progress_record_uri(retry.original_slice(1)).endswith("progress/slice-00002.json")
+    for bad in ("1", "1,x", "1,,2"):
+        broken = make_spec(slices=[[4, 5, 6], [7, 8]], extra={"retry_of_slices": bad})
+        with pytest.raises(JobSpecError, match="retry_of_slices"):
+            JobSpec.from_dict(broken.to_dict())

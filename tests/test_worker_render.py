@@ -627,3 +627,18 @@ def test_cameras_from_markers_alone_are_enough(tmp_path, marker_scene):
     assert proc.returncode == SUCCESS, proc.stderr[-3000:]
     frames = frames_in_store(spec)
     assert gray_stddev(frames[1]) > 5 and gray_stddev(frames[3]) < 1
+
+
+def test_a_retry_child_writes_the_progress_record_of_its_original_slice(tmp_path, tiny_scene):
+    """Retry jobs carry only the failed slices: child 0 of a retry of slice 2 must not
+    overwrite slice 0's record."""
+    root = path_to_uri(tmp_path / "bucket", directory=True)
+    spec, spec_uri = pack_job(root, tiny_scene, [[5, 6]])
+    spec.extra["retry_of_slices"] = "2"
+    open_store(root).put_bytes(spec.to_json().encode(), spec_uri)
+    proc = run_worker(worker_env(spec_uri, 0))
+    assert proc.returncode == SUCCESS, proc.stderr[-3000:]
+    store = open_store(root)
+    assert not store.exists(spec.progress_record_uri(0))
+    record = SliceProgress.from_json(store.get_bytes(spec.progress_record_uri(2)))
+    assert (record.index, record.frames_done, record.state) == (2, 2, "SUCCEEDED")

@@ -165,8 +165,9 @@ class SliceRender:
         frames = slice_frames(spec, self.env.array_index)
         frame_store = self.stores(spec.output.frames_uri)
         self.progress = ProgressRecorder(
-            spec, self.env.array_index, frames, self.env.attempt, self.stores(spec.output.progress_uri)
-        )
+            spec, spec.original_slice(self.env.array_index), frames, self.env.attempt,
+            self.stores(spec.output.progress_uri),
+        )  # fmt: skip
         existing = self._frames_in_store(spec, frame_store, frames)
         self.progress.add_existing(existing)
         if existing:

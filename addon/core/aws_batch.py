@@ -624,13 +624,9 @@ class AwsBatchBackend:
         return f2s
 
     def _read_progress(self, record: SubmissionRecord, spec: JobSpec, entries: list[_Entry], slice_index: int) -> None:
-        """Read the progress record of one slice (the worker names it by array index)."""
-        index_in_job = slice_index
-        for entry in reversed(entries):
-            if slice_index in entry.slices:
-                index_in_job = entry.slices.index(slice_index)
-                break
-        uri = spec.progress_record_uri(index_in_job)
+        """Read the progress record of one slice (named by its submission-wide number, also
+        when a retry job rendered it: see JobSpec.original_slice)."""
+        uri = spec.progress_record_uri(slice_index)
         try:
             rec = SliceProgress.from_json(self._store().get_bytes(uri))
         except ObjectNotFoundError:

@@ -126,6 +126,20 @@ class JobSpec:
     def input_uri(self, relpath: str) -> str:
         return join_uri(self.inputs.uri, self.inputs.files[relpath])
 
+    def original_slice(self, array_index: int) -> int:
+        """The submission-wide number of this spec's slice ``array_index``: a retry spec
+        carries only the failed slices (``extra["retry_of_slices"]``), so progress records,
+        named by this number, never overwrite another slice's."""
+        retried = self.extra.get("retry_of_slices", "")
+        if not retried:
+            return array_index
+        try:
+            return [int(i) for i in retried.split(",")][array_index]
+        except (ValueError, IndexError):
+            raise JobSpecError(
+                f"spec.extra['retry_of_slices'] {retried!r} does not name slice {array_index} of this retry."
+            ) from None
+
     def progress_record_uri(self, index: int) -> str:
         return join_uri(self.output.progress_uri, f"slice-{index:05d}.json")
 
@@ -188,6 +202,14 @@ class JobSpec:
             ) from None
         self._validate_inputs()
         self._validate_slices()
+        retried = self.extra.get("retry_of_slices", "")
+        if retried and (
+            not re.fullmatch(r"\d+(,\d+)*", retried) or len(retried.split(",")) != len(self.slices)
+        ):
+            raise JobSpecError(
+                f"spec.extra['retry_of_slices'] {retried!r} must list one slice number per slice of "
+                f"this spec ({len(self.slices)})."
+            )
         self._validate_output()
         self._validate_render()
 
