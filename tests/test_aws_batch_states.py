@@ -15,7 +15,15 @@ from addon.core.jobspec import JobSpec
 from addon.core.status import SliceProgress
 from addon.core.storage import S3Store
 from tests.helpers import free_port
-from tests.test_aws_batch_support import BUCKET, CallCounter, clients_of, create_batch_env, put_frames, write_spec
+from tests.test_aws_batch_support import (
+    BUCKET,
+    QUEUE,
+    CallCounter,
+    clients_of,
+    create_batch_env,
+    put_frames,
+    write_spec,
+)
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -291,3 +299,36 @@ def test_retry_of_one_slice_is_a_plain_job(env):
     assert record.jobs["history"][-1] == {**record.jobs["history"][-1], "slices": [1], "is_array": False}
     status = backend.status(record)  # the plain retry SUCCEEDED at once in moto
     assert status.chunk_counts == {"SUCCEEDED": 3} and status.failed_slices == []
+
+
+def test_a_failed_stitch_alone_is_retried_without_rendering_and_its_log_is_shown(env):
+    _spec, backend, record = submit(env, FIVE[:2])
+    parent, old_stitch = record.jobs["render_job_id"], record.jobs["stitch_job_id"]
+    set_states(parent, ["SUCCEEDED", "SUCCEEDED"], parent_state="SUCCEEDED")
+    moto_job(old_stitch).status = "FAILED"
+    stream = moto_job(old_stitch).log_stream_name
+    logs = client("logs", env.settings)
+    logs.create_log_group(logGroupName="/aws/batch/job")
+    logs.create_log_stream(logGroupName="/aws/batch/job", logStreamName=stream)
+    logs.put_log_events(logGroupName="/aws/batch/job", logStreamName=stream,
+                        logEvents=[{"timestamp": int(time.time() * 1000), "message": "ffmpeg: out of disk"}])
+    assert backend.logs(record) == "ffmpeg: out of disk"  # no failed chunk: the stitch's log
+    assert backend.logs(record, slice_index=-1) == "ffmpeg: out of disk"
+    batch = client("batch", env.settings)
+
+    def render_jobs() -> int:
+        listed = batch.list_jobs(jobQueue=QUEUE, jobStatus="SUCCEEDED")["jobSummaryList"]
+        return sum(1 for j in listed if "render" in j["jobName"])
+
+    renders_before = render_jobs()
+
+    record = backend.retry_failed(record)
+    new_stitch = record.jobs["stitch_job_id"]
+    assert new_stitch != old_stitch and record.jobs["render_job_id"] == parent
+    assert record.jobs["history"][-1]["kind"] == "restitch"
+    job = batch.describe_jobs(jobs=[new_stitch])["jobs"][0]
+    assert not job.get("dependsOn")  # every frame exists: nothing to wait for
+    env_vars = {e["name"]: e["value"] for e in job["container"]["environment"]}
+    assert env_vars["JOB_SPEC_URI"] == record.spec_uri  # the original spec: every frame checked
+    assert render_jobs() == renders_before, "no render job was submitted again"
+    assert backend.status(record).state == "SUCCEEDED"

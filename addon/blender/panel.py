@@ -143,7 +143,7 @@ def draw_job(box: Any, row: Any) -> None:
     if not row.finished:
         op = buttons.operator("awsbatch.cancel_job", text="Cancel", icon="CANCEL")
         op.submission_id = row.submission_id
-    if row.first_failed_slice >= 0:
+    if row.first_failed_slice >= 0 or row.state == "FAILED":  # no failed chunk: the stitch failed
         op = buttons.operator("awsbatch.retry_failed", text="Retry Failed", icon="FILE_REFRESH")
         op.submission_id = row.submission_id
         op = buttons.operator("awsbatch.show_log", text="Log", icon="TEXT")

@@ -184,25 +184,26 @@ def render_job_request(
 def stitch_job_request(
     spec: JobSpec,
     spec_uri: str,
-    render_job_id: str,
+    render_job_id: str | None,
     *,
     job_queue: str,
     job_definition: str,
     name_suffix: str = "stitch",
     attempts: int | None = None,
 ) -> dict[str, Any]:
-    """SubmitJob arguments of the stitch job, which waits for every render child. Its
-    timeout is always the stitch job definition's (a chunk's render timeout says nothing
-    about encoding the whole video)."""
-    request = {
+    """SubmitJob arguments of the stitch job, which waits for every render child (none when
+    ``render_job_id`` is None: re-stitching after every frame exists). Its timeout is always
+    the stitch job definition's (a chunk's render timeout says nothing about the video)."""
+    request: dict[str, Any] = {
         "jobName": sanitize_job_name(f"{base_job_name(spec)}-{name_suffix}"),
         "jobQueue": job_queue,
         "jobDefinition": job_definition,
-        "dependsOn": [{"jobId": render_job_id}],
         "containerOverrides": container_overrides(spec_uri, None, None),
         "tags": job_tags(spec),
         "propagateTags": True,
     }
+    if render_job_id:
+        request["dependsOn"] = [{"jobId": render_job_id}]
     _add_limits(request, None, attempts)
     return request
 
@@ -480,6 +481,7 @@ class AwsBatchBackend:
         entries = [
             _Entry(h["render_job_id"], list(h["slices"]), bool(h.get("is_array")), h.get("spec_uri", ""))
             for h in history
+            if "render_job_id" in h  # a re-stitch rendered nothing
         ]
         if not entries:  # a record written without history: one job for every slice
             entries = [
@@ -715,10 +717,10 @@ class AwsBatchBackend:
                 f"{busy} chunk(s) of {record.submission_id} are still pending or running; wait until "
                 "they finish (or cancel the submission) before retrying the failed ones."
             )
+        n = 1 + sum(1 for h in record.jobs.get("history", []) if h.get("kind") in ("retry", "restitch"))
         if not failed:
-            raise NothingToRetryError(f"No chunk of {record.submission_id} has failed: there is nothing to retry.")
+            return self._restitch(record, spec, n)
         slices = sorted(failed)
-        n = 1 + sum(1 for h in record.jobs.get("history", []) if h.get("kind") == "retry")
         retry_spec = dataclasses.replace(
             spec,
             slices=[list(spec.slices[i]) for i in slices],
@@ -741,20 +743,51 @@ class AwsBatchBackend:
         log.info("retrying %d slice(s) of %s as %s", len(slices), record.submission_id, render_id)
         return record
 
+    def _restitch(self, record: SubmissionRecord, spec: JobSpec, n: int) -> SubmissionRecord:
+        """Every chunk succeeded but the stitch failed: encode again, without re-rendering."""
+        stitch_id = record.jobs.get("stitch_job_id", "")
+        state = self._describe([stitch_id]).get(stitch_id, {}).get("status", "") if stitch_id else ""
+        if state != "FAILED":
+            raise NothingToRetryError(f"No chunk of {record.submission_id} has failed: there is nothing to retry.")
+        request = stitch_job_request(
+            spec, record.spec_uri, None, job_queue=self.job_queue, job_definition=self.stitch_job_definition,
+            name_suffix=f"stitch-r{n}", attempts=self.attempts,
+        )  # fmt: skip
+        with aws_errors("submit the stitch job", resource=self.job_queue, **self._who()):
+            new_id = self.client("batch").submit_job(**request)["jobId"]
+        record.jobs["stitch_job_id"] = new_id
+        record.jobs.pop("cancelled", None)
+        record.jobs.setdefault("history", []).append(
+            {"kind": "restitch", "stitch_job_id": new_id, "spec_uri": record.spec_uri, "at": utc_now_iso()}
+        )
+        log.info("re-stitching %s as %s", record.submission_id, new_id)
+        return record
+
     # --- logs --------------------------------------------------------------------
     def logs(self, record: SubmissionRecord, slice_index: int | None = None, lines: int = 100) -> str:
+        """The log tail of a slice (None: the first failed one, else the failed stitch, else
+        slice 0), or of the stitch job with ``slice_index`` -1."""
         entries = self._entries(record)
+        stitch_id = record.jobs.get("stitch_job_id", "")
         if slice_index is None:
-            described = self._describe([e.render_job_id for e in entries])
+            described = self._describe([e.render_job_id for e in entries] + ([stitch_id] if stitch_id else []))
             _, failed, _ = self._slice_states(record, described)
-            slice_index = min(failed) if failed else 0
-        if not 0 <= slice_index < record.slice_count:
+            stitch_failed = bool(stitch_id) and described.get(stitch_id, {}).get("status") == "FAILED"
+            slice_index = min(failed) if failed else (-1 if stitch_failed else 0)
+        if slice_index == -1:
+            if not stitch_id:
+                raise AwsBatchRenderError(f"{record.submission_id} has no stitch job (it renders frames only).")
+            job_id, what = stitch_id, "the stitch"
+        elif not 0 <= slice_index < record.slice_count:
             raise AwsBatchRenderError(
-                f"Slice {slice_index} does not exist: {record.submission_id} has slices 0..{record.slice_count - 1}."
+                f"Slice {slice_index} does not exist: {record.submission_id} has slices 0..{record.slice_count - 1} "
+                "(-1 is the stitch job)."
             )
-        entry = next(e for e in reversed(entries) if slice_index in e.slices)
-        position = entry.slices.index(slice_index)
-        job_id = f"{entry.render_job_id}:{position}" if entry.is_array else entry.render_job_id
+        else:
+            entry = next(e for e in reversed(entries) if slice_index in e.slices)
+            position = entry.slices.index(slice_index)
+            job_id = f"{entry.render_job_id}:{position}" if entry.is_array else entry.render_job_id
+            what = f"slice {slice_index}"
         job = self._describe([job_id])[job_id]
         stream = (job.get("container") or {}).get("logStreamName") or ""
         if not stream:
@@ -763,7 +796,7 @@ class AwsBatchBackend:
                 if stream:
                     break
         if not stream:
-            return f"(no log yet for slice {slice_index}: its job {job_id} is {job.get('status', '?')})"
+            return f"(no log yet for {what}: its job {job_id} is {job.get('status', '?')})"
         logs = self.client("logs")
         try:
             with aws_errors(

@@ -361,8 +361,10 @@ class LocalBackend:
 
     def logs(self, record: SubmissionRecord, slice_index: int | None = None, lines: int = 100) -> str:
         state = read_state(Path(record.jobs["state_dir"]))
-        if slice_index is None:
+        if slice_index is None:  # the first failed slice, else a failed stitch, else slice 0
             failed = [t for t in state.slices if t.state == "FAILED"]
+            if not failed and state.stitch is not None and state.stitch.state == "FAILED":
+                failed = [state.stitch]
             task = failed[0] if failed else (state.slices[0] if state.slices else None)
         elif slice_index == -1 and state.stitch is not None:
             task = state.stitch
