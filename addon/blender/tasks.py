@@ -11,6 +11,7 @@ the add-on imports none of them.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -167,9 +168,26 @@ def _summary(record: SubmissionRecord, report: Any) -> str:
 # --- following submissions ---------------------------------------------------------------
 
 
+_BACKENDS: dict[tuple[str, str, str], Any] = {}
+_BACKENDS_LOCK = threading.Lock()
+
+
+def _backend_for_polling(record: SubmissionRecord) -> Any:
+    """One backend per submission across polls: it keeps its clients, the spec it read and
+    its caches (failed chunks, progress records), so a refresh costs what the backend's
+    docstring promises instead of a new boto3 session and a spec read every time."""
+    from ..core.backends import backend_for_record
+
+    key = (record.submission_id, record.backend, json.dumps(record.settings, sort_keys=True))
+    with _BACKENDS_LOCK:
+        backend = _BACKENDS.get(key)
+        if backend is None:
+            backend = _BACKENDS[key] = backend_for_record(record)
+        return backend
+
+
 def poll(submission_ids: list[str], records_dir: str, *, cancel: threading.Event) -> None:
     """One status read per submission; each answer is posted and kept in its record."""
-    from ..core.backends import backend_for_record
     from ..core.records import RecordStore
 
     store = RecordStore(records_dir)
@@ -178,7 +196,7 @@ def poll(submission_ids: list[str], records_dir: str, *, cancel: threading.Event
             return
         try:
             record = store.load(submission_id)
-            status = backend_for_record(record).status(record)
+            status = _backend_for_polling(record).status(record)
         except AwsBatchRenderError as exc:
             bg.post(bg.TaskFailed("poll", str(exc), submission_id))
             continue
