@@ -642,3 +642,19 @@ def test_a_retry_child_writes_the_progress_record_of_its_original_slice(tmp_path
     assert not store.exists(spec.progress_record_uri(0))
     record = SliceProgress.from_json(store.get_bytes(spec.progress_record_uri(2)))
     assert (record.index, record.frames_done, record.state) == (2, 2, "SUCCEEDED")
+
+
+def test_an_older_worker_blender_warns_but_renders(tmp_path, tiny_scene):
+    from worker.inner_render import version_warning
+
+    assert version_warning("5.2.3", (5, 2, 3)) == ""
+    assert version_warning("4.5.15", (5, 2, 3)) == ""  # newer worker: fine
+    assert "publish-image" in version_warning("5.3.0", (5, 2, 3))
+    assert version_warning("garbage", (5, 2, 3)) == ""
+    root = path_to_uri(tmp_path / "bucket", directory=True)
+    spec, spec_uri = pack_job(root, tiny_scene, [[1]])
+    spec.blender_version = "9.9.0"
+    open_store(root).put_bytes(spec.to_json().encode(), spec_uri)
+    proc = run_worker(worker_env(spec_uri, 0))
+    assert proc.returncode == SUCCESS, proc.stderr[-3000:]
+    assert "The scene was saved by Blender 9.9.0 but this worker runs Blender" in proc.stderr

@@ -80,6 +80,22 @@ def frame_runs(frames: list[int]) -> list[tuple[int, int, int]]:
     return runs
 
 
+def version_warning(saved_by: str, running: tuple[int, ...]) -> str:
+    """A warning when this Blender is older than the one that saved the file (newer files
+    may use features this one drops or renders differently); "" when it is not."""
+    try:
+        saved = tuple(int(p) for p in saved_by.split(".")[:2])
+    except ValueError:
+        return ""
+    if len(saved) < 2 or tuple(running[:2]) >= saved:
+        return ""
+    return (
+        f"The scene was saved by Blender {saved_by} but this worker runs Blender "
+        f"{'.'.join(map(str, running[:3]))}: results may differ. Publish an image for "
+        f"blender-{saved[0]}.{saved[1]} (publish-image) and submit with it."
+    )
+
+
 def emit(tag: str, **payload: Any) -> None:
     sys.stdout.write(format_event(tag, payload) + "\n")
     sys.stdout.flush()
@@ -258,6 +274,9 @@ def main(argv: list[str]) -> int:
     else:
         with open(args.job, encoding="utf-8") as fh:
             job = json.load(fh)
+    older = version_warning(job.get("saved_by", ""), tuple(bpy.app.version))
+    if older:
+        emit(WARNING_TAG, message=older)
     try:
         open_blend(job["blend"])
         scene = select_scene(job.get("scene", ""))

@@ -198,6 +198,7 @@ class SliceRender:
                 "image_format": spec.output.image_format,
                 "out_dir": str(out_dir),
                 "frames": todo,
+                "saved_by": spec.blender_version,
             }
         )
         result = self._render_and_upload(spec, frame_store, set(todo))
