@@ -149,3 +149,36 @@ def test_missing_bucket_is_a_storage_error_naming_it(tmp_path, aws_settings):
     store = S3Store(aws_settings)
     with pytest.raises(StorageError, match="s3://no-such-bucket"):
         upload_inputs(pack, manifest, "s3://no-such-bucket/inputs/", store)
+
+
+def test_inputs_older_than_the_refresh_age_go_up_again(tmp_path):
+    """The bucket's lifecycle expires inputs by age: an old copy must not be trusted to
+    outlive the render, so it is uploaded again (which restarts its clock)."""
+    import time
+
+    pack = tmp_path / "pack"
+    manifest = make_pack(pack, count=4)
+    inputs = path_to_uri(tmp_path / "root" / "inputs", directory=True)
+    store = FileStore()
+    upload_inputs(pack, manifest, inputs, store)
+    old = next(iter(store.list(inputs)))
+    ten_days_ago = time.time() - 10 * 86400
+    os.utime(old.uri[len("file://"):], (ten_days_ago, ten_days_ago))
+    assert upload_inputs(pack, manifest, inputs, store, refresh_after_days=None) == (0, 0)
+    assert upload_inputs(pack, manifest, inputs, store, refresh_after_days=30) == (0, 0)
+    assert upload_inputs(pack, manifest, inputs, store, refresh_after_days=7) == (old.size, 1)
+    assert store.info(old.uri).modified > time.time() - 60
+
+
+@pytest.mark.parametrize("list_page", [upload_module.LIST_PAGE, 0], ids=["one-listing", "head-per-key"])
+def test_s3_ages_come_from_the_listing_or_head(tmp_path, s3, monkeypatch, list_page):
+    import time
+
+    monkeypatch.setattr(upload_module, "LIST_PAGE", list_page)
+    pack = tmp_path / "pack"
+    manifest = make_pack(pack, count=3)
+    inputs = "s3://abr-test/inputs/"
+    upload_inputs(pack, manifest, inputs, s3)
+    sizes = {sha: 3000 for sha in set(manifest.values())}
+    assert missing_keys(s3, inputs, sizes, written_after=time.time() - 3600) == []
+    assert sorted(missing_keys(s3, inputs, sizes, written_after=time.time() + 3600)) == sorted(sizes)

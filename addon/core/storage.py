@@ -44,6 +44,7 @@ class ParsedURI:
 class ObjectInfo:
     uri: str
     size: int
+    modified: float = 0.0  # unix time of the last write
 
 
 def parse_uri(uri: str) -> ParsedURI:
@@ -92,9 +93,13 @@ class Store(ABC):
     @abstractmethod
     def exists(self, uri: str) -> bool: ...
 
-    @abstractmethod
     def size(self, uri: str) -> int:
         """Size in bytes; :class:`ObjectNotFoundError` if absent."""
+        return self.info(uri).size
+
+    @abstractmethod
+    def info(self, uri: str) -> ObjectInfo:
+        """Size and last write time; :class:`ObjectNotFoundError` if absent."""
 
     @abstractmethod
     def get_file(self, uri: str, dest: str | os.PathLike[str]) -> None:
@@ -129,11 +134,12 @@ class FileStore(Store):
     def exists(self, uri: str) -> bool:
         return self._path(uri).is_file()
 
-    def size(self, uri: str) -> int:
+    def info(self, uri: str) -> ObjectInfo:
         try:
-            return self._path(uri).stat().st_size
+            st = self._path(uri).stat()
         except FileNotFoundError:
             raise ObjectNotFoundError(f"{uri} does not exist.") from None
+        return ObjectInfo(uri, st.st_size, st.st_mtime)
 
     def get_file(self, uri: str, dest: str | os.PathLike[str]) -> None:
         src = self._path(uri)
@@ -186,10 +192,10 @@ class FileStore(Store):
                 full = os.path.join(root, name)
                 if full.startswith(text_prefix):
                     try:
-                        size = os.stat(full).st_size
+                        st = os.stat(full)
                     except FileNotFoundError:
                         continue
-                    yield ObjectInfo("file://" + full, size)
+                    yield ObjectInfo("file://" + full, st.st_size, st.st_mtime)
 
 
 class S3Store(Store):
@@ -237,13 +243,13 @@ class S3Store(Store):
             return False
         return True
 
-    def size(self, uri: str) -> int:
+    def info(self, uri: str) -> ObjectInfo:
         loc = self._loc(uri)
         try:
             head = self.client.head_object(Bucket=loc.bucket, Key=loc.key)
         except Exception as exc:  # botocore.exceptions.ClientError, imported lazily
             raise translate_s3_error(exc, "read", uri, "s3:GetObject") from None
-        return int(head["ContentLength"])
+        return ObjectInfo(uri, int(head["ContentLength"]), head["LastModified"].timestamp())
 
     def get_file(self, uri: str, dest: str | os.PathLike[str]) -> None:
         loc = self._loc(uri)
@@ -291,7 +297,9 @@ class S3Store(Store):
         try:
             for page in paginator.paginate(Bucket=loc.bucket, Prefix=loc.key):
                 for obj in page.get("Contents", ()):
-                    yield ObjectInfo(f"s3://{loc.bucket}/{obj['Key']}", int(obj["Size"]))
+                    yield ObjectInfo(
+                        f"s3://{loc.bucket}/{obj['Key']}", int(obj["Size"]), obj["LastModified"].timestamp()
+                    )
         except Exception as exc:
             raise translate_s3_error(exc, "list", prefix, "s3:ListBucket") from None
 

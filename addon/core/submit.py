@@ -70,6 +70,9 @@ class SubmitOptions:
     allow_partial_video: bool = False
     upload_concurrency: int = 10
     audio: bool = True  # mix the scene's sound into the video when it has any
+    # On S3, inputs uploaded longer ago than this go up again: the stack's lifecycle expires
+    # inputs/ by age (InputRetentionDays, 30 by default), and a render must not outlive them.
+    refresh_inputs_after_days: float | None = 7.0
     blender_bin: str = ""  # a Blender binary for child processes ("" = BLENDER_BIN, or this Python's bpy)
 
 
@@ -185,6 +188,7 @@ def prepare_submission(
             ),
             cancel=cancel,
             concurrency=options.upload_concurrency,
+            refresh_after_days=options.refresh_inputs_after_days if root_uri.startswith("s3://") else None,
         )
         report.seconds["upload"] = time.monotonic() - started
 

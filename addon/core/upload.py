@@ -43,9 +43,12 @@ class UploadProgress:
 
 
 def missing_keys(
-    store: Store, inputs_uri: str, sizes: dict[str, int], concurrency: int = 10
+    store: Store, inputs_uri: str, sizes: dict[str, int], concurrency: int = 10, written_after: float = 0.0
 ) -> list[str]:
-    """The digests in ``sizes`` (sha256 -> size) the store lacks, or holds with another size.
+    """The digests in ``sizes`` (sha256 -> size) the store lacks, holds with another size,
+    or last wrote before ``written_after`` (unix time): the bucket's lifecycle expires inputs
+    by age, so an old copy could vanish in the middle of a render; uploading it again
+    restarts its clock.
 
     On S3, one listing of the prefix answers for every file at 1 request per 1,000 keys,
     but its pages come one after another; HEAD requests cost 1 per file but run
@@ -54,19 +57,23 @@ def missing_keys(
     """
     if isinstance(store, S3Store):
         budget = LIST_PAGE * max(1, len(sizes) // max(1, concurrency))
-        held: dict[str, int] = {}
+        held: dict[str, tuple[int, float]] = {}
         for info in store.list(inputs_uri):
-            held[info.uri[len(inputs_uri) :]] = info.size
+            held[info.uri[len(inputs_uri) :]] = (info.size, info.modified)
             if len(held) > budget:
                 break  # a large shared prefix: asking for each key is quicker
         else:
-            return [sha for sha, size in sizes.items() if held.get(sha) != size]
+            return [
+                sha for sha, size in sizes.items()
+                if held.get(sha, (-1, 0.0))[0] != size or held[sha][1] < written_after
+            ]  # fmt: skip
 
     def absent(sha: str) -> bool:
         try:
-            return store.size(join_uri(inputs_uri, sha)) != sizes[sha]
+            info = store.info(join_uri(inputs_uri, sha))
         except ObjectNotFoundError:
             return True
+        return info.size != sizes[sha] or info.modified < written_after
 
     if not isinstance(store, S3Store):
         return [sha for sha in sizes if absent(sha)]
@@ -83,9 +90,12 @@ def upload_inputs(
     progress: Callable[[UploadProgress], None] | None = None,
     cancel: threading.Event | None = None,
     concurrency: int = 10,
+    refresh_after_days: float | None = None,
 ) -> tuple[int, int]:
     """Upload the files of ``manifest`` (relpath -> sha256, read from ``pack_dir``) that
     ``inputs_uri`` lacks, to ``inputs_uri + sha256``. Returns (bytes_uploaded, files_uploaded).
+    Copies written more than ``refresh_after_days`` ago are uploaded again (see
+    :func:`missing_keys`); None keeps any copy.
 
     Raises ``SubmissionCancelled`` when ``cancel`` is set (uploads in flight are
     abandoned, no partial object remains) and ``StorageError`` when a transfer fails.
@@ -103,7 +113,8 @@ def upload_inputs(
     if cancel.is_set():
         raise SubmissionCancelled("Submission cancelled before the upload; nothing was uploaded.")
 
-    todo = missing_keys(store, inputs_uri, sizes, concurrency)
+    written_after = time.time() - refresh_after_days * 86400 if refresh_after_days is not None else 0.0
+    todo = missing_keys(store, inputs_uri, sizes, concurrency, written_after)
     todo.sort(key=lambda sha: -sizes[sha])  # large files first: the pool ends together
     tracker = _Tracker(progress, sum(sizes[s] for s in todo), len(todo))
     log.info(
