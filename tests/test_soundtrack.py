@@ -91,3 +91,11 @@ def test_a_failed_mixdown_leaves_the_video_silent_with_a_warning(sound_scene, tm
     assert "no-such-blender" in report.warnings[0]
 
 
+
+
+def test_no_soundtrack_when_frames_skip(sound_scene, tmp_path):
+    snapshot = read_scene(sound_scene)
+    root = path_to_uri(tmp_path / "store", directory=True)
+    spec, _, report = prepare_submission(sound_scene, snapshot, SubmitOptions(frames="1-12x2"), root)
+    assert spec.output.video.audio is None and SOUNDTRACK not in spec.inputs.files
+    assert "would not line up" in report.warnings[0]

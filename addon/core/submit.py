@@ -228,6 +228,14 @@ def _add_soundtrack(
     if not (options.video and options.audio and snapshot.has_audio) or cancel.is_set():
         return None
     frames = scene_frames(snapshot, options.frames)
+    if frames != list(range(frames[0], frames[-1] + 1)):
+        # Every rendered frame plays for 1/fps: with a step or gaps the video runs faster
+        # than the scene, and its sound would drift. Better silent than out of sync.
+        report.warnings.append(
+            "The video will be silent: its frames skip some of the scene's (a frame step or gaps), "
+            "so the scene's sound would not line up. Render every frame to keep the sound."
+        )
+        return None
     dest = packed.pack_dir / SOUNDTRACK
     try:
         mixdown_audio(blend_copy, dest, frames[0], frames[-1], snapshot.scene, options.blender_bin)
