@@ -113,10 +113,16 @@ def stitch(spec: JobSpec, scratch: Path, stores: StoreCache | None = None) -> st
     frames = sorted(present)
     start, numbers = local_layout(frames)
     ext = spec.output.extension
-    frame_dir = scratch / "frames"
-    frame_dir.mkdir()
-    dests = [frame_dir / f"f{n:06d}.{ext}" for n in numbers]
-    fetch_frames(store, [present[f] for f in frames], dests)
+    source = parse_uri(spec.output.frames_uri)
+    if source.scheme == "file" and numbers == frames:
+        # Contiguous frames in a folder: ffmpeg reads the store's own files, nothing to stage.
+        pattern = str(source.path / f"frame_%06d.{ext}")
+    else:
+        frame_dir = scratch / "frames"
+        frame_dir.mkdir()
+        dests = [frame_dir / f"f{n:06d}.{ext}" for n in numbers]
+        fetch_frames(store, [present[f] for f in frames], dests)
+        pattern = str(frame_dir / f"f%06d.{ext}")
     audio_path = ""
     if video.audio is not None:
         audio_path = str(scratch / "audio" / Path(video.audio.path).name)
@@ -127,7 +133,7 @@ def stitch(spec: JobSpec, scratch: Path, stores: StoreCache | None = None) -> st
     out_dir = scratch / "out"
     out_dir.mkdir()
     request = EncodeRequest(
-        pattern=str(frame_dir / f"f%06d.{ext}"),
+        pattern=pattern,
         start_number=start,
         frame_count=len(frames),
         fps_num=video.fps_num,
