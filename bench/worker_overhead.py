@@ -5,7 +5,7 @@
 1. ``worker render`` wall time for 8 frames (320x180, Cycles, 16 samples; inputs and frames
    in a moto S3 server on loopback) against bpy rendering the same frames in one process
    (a fresh Python: import bpy, open the .blend, render the animation). Target <= 1.15.
-2. ``worker stitch`` (file:// store: list, check, link frames, one ffmpeg for video +
+2. ``worker stitch`` (file:// store: list, check, read frames in place, one ffmpeg for video +
    poster, upload) against bare ffmpeg encoding the same local frames with the same
    settings. Target <= 1.3. By default 240 frames (a 10 s clip: the 8 rendered frames
    repeated); with only 8 frames the worker's fixed ~0.2 s (Python start-up, imports,
