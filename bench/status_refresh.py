@@ -15,10 +15,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import sys
 import time
-import urllib.request
 from collections import Counter
 from pathlib import Path
 
@@ -27,20 +25,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
 BUCKET = "abr-bench"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _post(url: str, payload: dict | None = None) -> None:
-    req = urllib.request.Request(
-        url, data=json.dumps(payload or {}).encode(), method="POST", headers={"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(req, timeout=30) as resp:
-        resp.read()
 
 
 def _setup_batch(settings):
@@ -181,22 +165,18 @@ def main(argv: list[str] | None = None) -> int:
 
     import logging
 
-    from moto.server import ThreadedMotoServer
-
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
 
     from addon.core.aws import AwsSettings
+    from tests.helpers import moto_api, start_inproc_moto
 
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
+    server, endpoint = start_inproc_moto()
     os.environ.update(
         AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION=REGION,
         AWS_EC2_METADATA_DISABLED="true",
     )  # fmt: skip
     try:
-        _post(f"{endpoint}/moto-api/config", {"batch": {"use_docker": False}})
+        moto_api(endpoint, "config", {"batch": {"use_docker": False}})
         settings = AwsSettings(region=REGION, endpoint_url=endpoint)
         _setup_batch(settings)
         rows = []

@@ -27,13 +27,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,42 +39,6 @@ PKG = "bl_ext.user_default.aws_batch_render"
 TICK_EVERY_S = 0.010
 STALL_TARGET_S = 0.020
 ENABLE_TARGET_S = 0.2
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _post(url: str, payload: dict | None = None) -> None:
-    req = urllib.request.Request(
-        url, data=json.dumps(payload or {}).encode(), method="POST", headers={"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(req, timeout=10) as resp:
-        resp.read()
-
-
-def start_moto() -> tuple[subprocess.Popen, str]:
-    port = _free_port()
-    env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=2):
-                break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise SystemExit(f"moto server did not start on {endpoint}") from None
-            time.sleep(0.1)
-    _post(f"{endpoint}/moto-api/config", {"batch": {"use_docker": False}})
-    return proc, endpoint
 
 
 def write_big_bmp(path: Path, size_mb: int) -> None:
@@ -284,7 +246,10 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="abr-bench-"))
     zip_path = build_zip()
     enable = measure_enable(zip_path)
-    moto, endpoint = start_moto()
+    sys.path.insert(0, str(ROOT))
+    from tests.helpers import start_moto_server
+
+    moto, endpoint = start_moto_server()
     try:
         stall = measure_stall(zip_path, endpoint, args.size_mb, args.poll_seconds, work)
     finally:

@@ -23,12 +23,9 @@ import argparse
 import hashlib
 import json
 import os
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -58,28 +55,6 @@ def _write(path: Path, data: bytes) -> dict[str, str]:
     return {path.as_posix(): hashlib.sha256(data).hexdigest()}
 
 
-def start_moto() -> tuple[subprocess.Popen, str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=2):
-                return proc, endpoint
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise SystemExit(f"moto server did not start on {endpoint}") from None
-            time.sleep(0.1)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mb", type=int, default=200)
@@ -94,7 +69,10 @@ def main(argv: list[str] | None = None) -> int:
     if not endpoint:
         os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
         os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
-        moto, endpoint = start_moto()
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+        from tests.helpers import start_moto_server
+
+        moto, endpoint = start_moto_server()
     try:
         settings = AwsSettings(region=os.environ.get("AWS_REGION", "us-east-1"), endpoint_url=endpoint)
         s3 = client("s3", settings)

@@ -8,20 +8,16 @@ loopback port, reset before each test that asks for it.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
-import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import free_port, make_scene
+from tests.helpers import make_scene, moto_api, start_inproc_moto, start_moto_server
 
 ROOT = Path(__file__).resolve().parent.parent
 # Once per process: Blender reads BLENDER_USER_RESOURCES whenever it installs an extension,
@@ -44,50 +40,27 @@ def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(_AWS_HOME, ignore_errors=True)
 
 
-def _post(url: str, payload: dict | None = None) -> None:
-    data = json.dumps(payload or {}).encode()
-    req = urllib.request.Request(url, data=data, method="POST", headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=10) as resp:
-        resp.read()
-
-
 @dataclass
 class MotoServer:
     endpoint: str
     process: subprocess.Popen
 
     def reset(self) -> None:
-        _post(f"{self.endpoint}/moto-api/reset")
+        moto_api(self.endpoint, "reset")
         self.configure_batch(use_docker=False)
 
     def configure_batch(self, use_docker: bool) -> None:
-        _post(f"{self.endpoint}/moto-api/config", {"batch": {"use_docker": use_docker}})
+        moto_api(self.endpoint, "config", {"batch": {"use_docker": use_docker}})
 
 
 @pytest.fixture(scope="session")
 def moto_server():
-    port = free_port()
-    log = open(os.path.join(tempfile.gettempdir(), f"abr-moto-{port}.log"), "wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"},
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=2):
-                break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise RuntimeError(f"moto server did not start on {endpoint} (see {log.name})") from None
-            time.sleep(0.1)
-    server = MotoServer(endpoint, proc)
-    server.configure_batch(use_docker=False)
-    yield server
+    log = tempfile.NamedTemporaryFile(prefix="abr-moto-", suffix=".log", delete=False)
+    try:
+        proc, endpoint = start_moto_server(log)
+    except RuntimeError as exc:
+        raise RuntimeError(f"{exc} (see {log.name})") from None
+    yield MotoServer(endpoint, proc)
     proc.terminate()
     try:
         proc.wait(timeout=10)
@@ -97,17 +70,38 @@ def moto_server():
     os.unlink(log.name)  # kept only while the server runs; a failed start keeps it for reading
 
 
+@pytest.fixture(scope="module")
+def inproc_moto():
+    """moto in this process, so a test can set the states of its job objects; its endpoint."""
+    server, endpoint = start_inproc_moto()
+    yield endpoint
+    server.stop()
+
+
 @pytest.fixture
 def aws(moto_server, monkeypatch):
     """A freshly reset moto server, with the environment pointing boto3 at it."""
     moto_server.reset()
+    _point_boto3_at(moto_server.endpoint, monkeypatch)
+    return moto_server
+
+
+@pytest.fixture
+def inproc_aws(inproc_moto, monkeypatch):
+    """The in-process moto, reset (Batch without Docker), with boto3 pointed at it; its endpoint."""
+    moto_api(inproc_moto, "reset")
+    moto_api(inproc_moto, "config", {"batch": {"use_docker": False}})
+    _point_boto3_at(inproc_moto, monkeypatch)
+    return inproc_moto
+
+
+def _point_boto3_at(endpoint: str, monkeypatch) -> None:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.setenv("AWS_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server.endpoint)
-    return moto_server
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
 
 
 @pytest.fixture

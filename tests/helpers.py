@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import os
 import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
+from typing import IO, Any
 
 from addon.core.jobspec import (
     InputManifest,
@@ -129,3 +134,50 @@ def make_scene(path: Path, *args: str, timeout: float = 120) -> Path:
     if proc.returncode != 0 or not path.is_file():
         raise RuntimeError(f"make_scene failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
     return path
+
+
+def moto_api(endpoint: str, path: str, payload: dict | None = None) -> None:
+    """POST to the moto server's control API, e.g. ``moto_api(url, "reset")``."""
+    req = urllib.request.Request(
+        f"{endpoint}/moto-api/{path}", data=json.dumps(payload or {}).encode(), method="POST",
+        headers={"Content-Type": "application/json"},
+    )  # fmt: skip
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        resp.read()
+
+
+def start_moto_server(
+    log: IO[bytes] | int = subprocess.DEVNULL, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
+    """A moto server process on a free loopback port, answering, with Batch set to run
+    without Docker (every job succeeds at once); returns (process, endpoint)."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=log, stderr=subprocess.STDOUT,
+        env={**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", **(env or {})},
+    )  # fmt: skip
+    endpoint = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=2):
+                break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError(f"moto server did not start on {endpoint}") from None
+            time.sleep(0.1)
+    moto_api(endpoint, "config", {"batch": {"use_docker": False}})
+    return proc, endpoint
+
+
+def start_inproc_moto() -> tuple[Any, str]:
+    """moto in this process (so a test can set its job objects' states); returns
+    (server, endpoint); call ``server.stop()`` when done."""
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    return server, f"http://127.0.0.1:{port}"

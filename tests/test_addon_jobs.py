@@ -61,42 +61,18 @@ def test_cancel_records_the_cancel_and_polls_again(batch, aws_settings, s3_bucke
 ACCOUNT, REGION = "123456789012", "us-east-1"
 
 
-@pytest.fixture(scope="module")
-def inproc_moto():
-    """moto in this process, so a test can set the states of its job objects."""
-    from moto.server import ThreadedMotoServer
-
-    from tests.helpers import free_port
-
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
-
-
 @pytest.fixture
-def inproc_batch(inproc_moto, monkeypatch, tiny_scene):
-    import urllib.request
-
+def inproc_batch(inproc_aws, tiny_scene):
     from addon.core.aws import AwsSettings, client
 
-    for path, body in (("reset", b"{}"), ("config", b'{"batch": {"use_docker": false}}')):
-        req = urllib.request.Request(f"{inproc_moto}/moto-api/{path}", data=body, method="POST",
-                                     headers={"Content-Type": "application/json"})
-        urllib.request.urlopen(req, timeout=10).read()
-    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                       "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION,
-                       "AWS_ENDPOINT_URL": inproc_moto}.items():
-        monkeypatch.setenv(key, value)
-    settings = AwsSettings(region=REGION, endpoint_url=inproc_moto)
+    settings = AwsSettings(region=REGION, endpoint_url=inproc_aws)
     client("s3", settings).create_bucket(Bucket="abr-test")
     ensure_installed()
     reset_addon_state()
     set_online(True)
     bpy.ops.wm.open_mainfile(filepath=str(tiny_scene))
     resources = create_batch_resources(settings)
-    configure_prefs(inproc_moto, "abr-test", resources)
+    configure_prefs(inproc_aws, "abr-test", resources)
     yield settings, resources
     reset_addon_state()
     set_online(False)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.request
 
 import pytest
 
@@ -14,7 +13,6 @@ from addon.core.aws_batch import NothingToRetryError, RetryTooEarlyError
 from addon.core.jobspec import JobSpec
 from addon.core.status import SliceProgress
 from addon.core.storage import S3Store
-from tests.helpers import free_port
 from tests.test_aws_batch_support import (
     BUCKET,
     QUEUE,
@@ -29,39 +27,9 @@ ACCOUNT = "123456789012"
 REGION = "us-east-1"
 
 
-def _post(url: str, payload: dict | None = None) -> None:
-    req = urllib.request.Request(
-        url, data=json.dumps(payload or {}).encode(), method="POST", headers={"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(req, timeout=10) as resp:
-        resp.read()
-
-
-@pytest.fixture(scope="module")
-def inproc_moto():
-    from moto.server import ThreadedMotoServer
-
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
-
-
 @pytest.fixture
-def env(inproc_moto, monkeypatch):
-    _post(f"{inproc_moto}/moto-api/reset")
-    _post(f"{inproc_moto}/moto-api/config", {"batch": {"use_docker": False}})
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_REGION": REGION,
-        "AWS_ENDPOINT_URL": inproc_moto,
-    }.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
-    settings = AwsSettings(region=REGION, endpoint_url=inproc_moto)
+def env(inproc_aws):
+    settings = AwsSettings(region=REGION, endpoint_url=inproc_aws)
     client("s3", settings).create_bucket(Bucket=BUCKET)
     return create_batch_env(settings)
 
