@@ -269,8 +269,8 @@ class LocalBackend:
                 records.append(SliceProgress.from_json(store.get_bytes(obj.uri)))
             except (ValueError, TypeError, OSError):
                 continue  # being rewritten or foreign: skip this refresh
-        pid = supervisor_pid(Path(record.jobs["state_dir"]))
-        supervisor_gone = state.state not in ("SUCCEEDED", "FAILED", "CANCELLED") and not pid_alive(pid)
+        live = supervisor_pid(Path(record.jobs["state_dir"]))  # 0 unless alive and ours
+        supervisor_gone = state.state not in ("SUCCEEDED", "FAILED", "CANCELLED") and not live
         counts: dict[str, int] = {}
         failed = []
         for task in state.slices:
@@ -283,7 +283,7 @@ class LocalBackend:
                 failed.append(task.index)
         stitch_state = ""
         if state.stitch is not None:
-            stitch_state = {"PENDING": "PENDING"}.get(state.stitch.state, state.stitch.state)
+            stitch_state = state.stitch.state
             if supervisor_gone and stitch_state in ("RUNNING", "PENDING"):
                 stitch_state = "FAILED"
         end = state.stopped_at or time.time()
@@ -319,8 +319,8 @@ class LocalBackend:
 
     def cancel(self, record: SubmissionRecord, timeout: float = 20.0) -> None:
         state_dir = Path(record.jobs["state_dir"])
-        pid = supervisor_pid(state_dir)
-        if pid_alive(pid):
+        pid = supervisor_pid(state_dir)  # 0 unless alive and ours
+        if pid:
             _signal_group(pid, signal.SIGTERM)
             deadline = time.monotonic() + timeout
             while pid_alive(pid) and time.monotonic() < deadline:
@@ -342,7 +342,7 @@ class LocalBackend:
     def retry_failed(self, record: SubmissionRecord) -> SubmissionRecord:
         state_dir = Path(record.jobs["state_dir"])
         state = read_state(state_dir)
-        if pid_alive(supervisor_pid(state_dir)):
+        if supervisor_pid(state_dir):
             raise LocalBackendError(
                 "This submission is still running; its supervisor already retries failed slices "
                 f"(up to {state.max_attempts} attempts each). Cancel it first to restart it."

@@ -404,9 +404,7 @@ _packer_class: type | None = None
 
 def _Packer(bfile: Path, project: Path, target: str, main_rel: Path) -> Any:
     global _packer_class
-    if _packer_class is None:
-        _fix_bat_node_trees()
-        _fix_bat_sequencer_root_paths()
+    if _packer_class is None:  # BAT's fixes are applied by pack_blend, our only caller, first
         _packer_class = _make_packer_class()
     return _packer_class(bfile, project, target, main_rel)
 
