@@ -20,7 +20,7 @@ Steps:
    from the bpy wheel (no Blender binary needed), or ``blender --command extension build``.
    The CLI package (``addon/cli``) stays inside: it imports nothing at enable time. The
    worker (``worker/``) goes in as ``worker/`` inside the package: the local backend runs
-   it in child processes (see ``core/local_backend.import_root``); Blender never imports it.
+   it in child processes (see ``core/backends/local/processes.import_root``); Blender never imports it.
 3. Blender's tool writes members in directory-scan order with file modification times, so
    two builds differ. The zip is rewritten with members sorted by name, a fixed timestamp
    and fixed permissions; the same sources and wheels give byte-identical zips.
@@ -51,7 +51,7 @@ MANIFEST = ROOT / "blender_manifest.toml"
 PINS = ROOT / "requirements" / "runtime.txt"
 ADDON_DIR = ROOT / "addon"
 #: Bundled inside the package as ``worker/``: the local backend ("This Computer") runs it
-#: in child processes (core/local_backend.import_root exposes it as a top-level package).
+#: in child processes (core/backends/local/processes.import_root exposes it as a top-level package).
 WORKER_DIR = ROOT / "worker"
 #: Pinned in requirements/runtime.txt but provided by Blender's own Python, so not bundled.
 BUNDLED_BY_BLENDER = frozenset({"requests", "certifi", "charset_normalizer", "idna"})  # normalised names

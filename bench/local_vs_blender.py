@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from addon.core.local_backend import LocalBackend, wait  # noqa: E402
+from addon.core.backends.local.backend import LocalBackend, wait  # noqa: E402
 from tests.helpers import stage_submission  # noqa: E402
 
 

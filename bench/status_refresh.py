@@ -28,7 +28,7 @@ BUCKET = "abr-bench"
 
 
 def _setup_batch(settings):
-    from addon.core.aws import client
+    from addon.core.aws.session import client
 
     role = client("iam", settings).create_role(RoleName="bench", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
     batch = client("batch", settings)
@@ -51,7 +51,8 @@ def _scenario(settings, frames: int, chunk: int, index: int) -> dict:
     from moto.batch.models import batch_backends
     from moto.s3.models import s3_backends
 
-    from addon.core.aws_batch import AwsBatchBackend, required_calls
+    from addon.core.backends.aws_batch.backend import AwsBatchBackend
+    from addon.core.backends.aws_batch.following import required_calls
     from addon.core.frames import chunk_frames
     from addon.core.jobspec import (
         InputManifest,
@@ -61,7 +62,7 @@ def _scenario(settings, frames: int, chunk: int, index: int) -> dict:
         VideoSettings,
         utc_now_iso,
     )
-    from addon.core.status import SliceProgress
+    from addon.core.progress import SliceProgress
     from addon.core.storage import S3Store
 
     sid = f"bench-{frames}-{chunk}-{index}"
@@ -167,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
 
-    from addon.core.aws import AwsSettings
+    from addon.core.aws.session import AwsSettings
     from tests.helpers import moto_api, start_inproc_moto
 
     server, endpoint = start_inproc_moto()

@@ -125,7 +125,7 @@ def measure_stall(zip_path: Path, endpoint: str, size_mb: int, poll_seconds: flo
 
     import bpy
 
-    from addon.core.aws import AwsSettings, client
+    from addon.core.aws.session import AwsSettings, client
 
     bpy.ops.extensions.package_install_files(filepath=str(zip_path), repo="user_default", enable_on_install=True)
     assert PKG in bpy.context.preferences.addons

@@ -29,9 +29,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from addon.core.aws import AwsSettings, client
+from addon.core.aws.session import AwsSettings, client
 from addon.core.storage import S3Store
-from addon.core.upload import upload_inputs
+from addon.core.submit.upload import upload_inputs
 
 
 def make_project(root: Path, size_mb: int) -> dict[str, str]:

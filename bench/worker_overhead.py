@@ -117,7 +117,7 @@ def main() -> None:
         blend = tmp / "bench.blend"
         subprocess.run([sys.executable, str(ROOT / "demo" / "make_scene.py"), str(blend), "--frames", "8",
                         "--size", "320x180", "--samples", "16"], check=True, capture_output=True, env=env)  # fmt: skip
-        from addon.core.aws import AwsSettings, client
+        from addon.core.aws.session import AwsSettings, client
 
         client("s3", AwsSettings(region="us-east-1", endpoint_url=endpoint)).create_bucket(Bucket="bench")
         root = "s3://bench/"

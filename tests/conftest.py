@@ -106,7 +106,7 @@ def _point_boto3_at(endpoint: str, monkeypatch) -> None:
 
 @pytest.fixture
 def aws_settings(aws):
-    from addon.core.aws import AwsSettings
+    from addon.core.aws.session import AwsSettings
 
     return AwsSettings(region="us-east-1", endpoint_url=aws.endpoint)
 
@@ -114,7 +114,7 @@ def aws_settings(aws):
 @pytest.fixture
 def s3_bucket(aws_settings):
     """An empty bucket 'abr-test' in the moto server; yields its name."""
-    from addon.core.aws import client
+    from addon.core.aws.session import client
 
     client("s3", aws_settings).create_bucket(Bucket="abr-test")
     return "abr-test"

@@ -63,7 +63,7 @@ ACCOUNT, REGION = "123456789012", "us-east-1"
 
 @pytest.fixture
 def inproc_batch(inproc_aws, tiny_scene):
-    from addon.core.aws import AwsSettings, client
+    from addon.core.aws.session import AwsSettings, client
 
     settings = AwsSettings(region=REGION, endpoint_url=inproc_aws)
     client("s3", settings).create_bucket(Bucket="abr-test")
@@ -125,7 +125,7 @@ def test_mixed_states_then_retry_failed(inproc_batch, tiny_scene):
 
 
 def test_show_log_writes_a_text_block(batch, aws_settings, s3_bucket, tiny_scene):
-    from addon.core.aws import client
+    from addon.core.aws.session import client
 
     _spec, record = submit_direct(aws_settings, s3_bucket, batch, str(tiny_scene), "sub-log")
     child = f"{record.jobs['render_job_id']}:1"
@@ -211,7 +211,7 @@ def test_test_connection_reports_each_resource(batch, aws_settings, s3_bucket):
 
 
 def test_connect_fills_preferences_from_the_stack(batch, aws_settings):
-    from addon.core.aws import client
+    from addon.core.aws.session import client
 
     outputs = {
         "BucketName": "abr-stack-bucket",

@@ -34,7 +34,7 @@ def addon():
 
 
 def _record(submission_id: str, blend: str, backend: str = "aws", frames: int = 12):
-    backend_mod = mod("core.backend")
+    backend_mod = mod("core.backends.base")
     return backend_mod.SubmissionRecord(
         submission_id=submission_id,
         backend=backend,
@@ -47,7 +47,7 @@ def _record(submission_id: str, blend: str, backend: str = "aws", frames: int = 
 
 
 def _status(submission_id: str, counts: dict, frames_done: int, **kw) -> dict:
-    status = mod("core.status")
+    status = mod("core.backends.status")
     progress = [status.SliceProgress(index=0, frames_total=4, frames_done=frames_done, seconds_per_frame=10.0)]
     return status.summarize(
         submission_id=submission_id, backend="aws", frames_total=12, chunk_counts=counts, stitch_state="PENDING",
@@ -121,7 +121,7 @@ def test_poll_interval_backs_off_and_resets():
 
 def test_polling_the_real_backend_until_done_then_stopping(addon, aws, aws_settings, s3_bucket, tiny_scene):
     """Submitted straight through the core backend (no packing), followed by the add-on."""
-    from addon.core.aws_batch import AwsBatchBackend
+    from addon.core.backends.aws_batch.backend import AwsBatchBackend
     from addon.core.records import RecordStore
     from addon.core.storage import S3Store
     from tests.helpers import make_spec

@@ -58,7 +58,7 @@ def _sha(path) -> str:
 
 
 def test_submit_uses_the_in_memory_scene_and_leaves_the_file_alone(batch, aws_settings, s3_bucket, tiny_scene):
-    from addon.core.aws import client
+    from addon.core.aws.session import client
     from addon.core.jobspec import JobSpec
 
     before = _sha(tiny_scene)
@@ -108,7 +108,7 @@ def test_offline_submit_is_refused_without_network(batch, tiny_scene, aws):
     assert "Allow Online Access" in runtime().submit_error
     assert not mod("blender.background").busy()
     # nothing reached the endpoint: the bucket is still empty
-    from addon.core.aws import AwsSettings, client
+    from addon.core.aws.session import AwsSettings, client
 
     s3 = client("s3", AwsSettings(region="us-east-1", endpoint_url=aws.endpoint))
     assert s3.list_objects_v2(Bucket="abr-test").get("KeyCount", 0) == 0
@@ -167,7 +167,7 @@ def test_cancelled_upload_submits_nothing_and_cleans_up(batch, aws, tiny_scene, 
     """The thread's submit with its cancel event already set (what Cancel/Esc do)."""
     import threading
 
-    from addon.core.aws import AwsSettings, client
+    from addon.core.aws.session import AwsSettings, client
 
     bpy.ops.wm.open_mainfile(filepath=str(tiny_scene))
     config, ops, tasks = mod("blender.config"), mod("blender.ops_submit"), mod("blender.tasks")
@@ -181,7 +181,7 @@ def test_cancelled_upload_submits_nothing_and_cleans_up(batch, aws, tiny_scene, 
     options = ops.build_options(bpy.context.scene, config.prefs())
     cancel = threading.Event()
     cancel.set()
-    with pytest.raises(mod("core.submit").SubmissionCancelled):
+    with pytest.raises(mod("core.submit.options").SubmissionCancelled):
         tasks.submit(blend_copy, snapshot, options, config.target(bpy.context.scene), config.records_dir(),
                      str(temp), cancel=cancel)
     assert not temp.exists()  # the saved copy is removed whatever happens
@@ -227,7 +227,7 @@ def test_render_on_this_computer_end_to_end(addon, tiny_scene, tmp_path, monkeyp
 
 
 def test_a_never_saved_file_can_be_submitted(batch, aws_settings):
-    from addon.core.aws import client
+    from addon.core.aws.session import client
     from addon.core.jobspec import JobSpec
 
     bpy.ops.wm.read_homefile(use_empty=True)

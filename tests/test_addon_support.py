@@ -178,7 +178,7 @@ class FakePanel:
 
 
 def create_batch_resources(settings: Any) -> dict[str, str]:
-    from addon.core.aws import client
+    from addon.core.aws.session import client
 
     iam = client("iam", settings)
     role = iam.create_role(RoleName="abr-addon-service", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
@@ -224,7 +224,7 @@ def configure_prefs(endpoint: str, bucket: str, resources: dict[str, str], backe
 def submit_direct(settings: Any, bucket: str, resources: dict[str, str], blend: str, submission_id: str) -> Any:
     """A submission made straight through the core AWS backend (no packing), recorded where
     the add-on keeps its records; returns (spec, record)."""
-    from addon.core.aws_batch import AwsBatchBackend
+    from addon.core.backends.aws_batch.backend import AwsBatchBackend
     from addon.core.records import RecordStore
     from addon.core.storage import S3Store
     from tests.helpers import make_spec

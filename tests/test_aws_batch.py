@@ -9,21 +9,21 @@ import time
 import pytest
 
 from addon.core import exitcodes
-from addon.core.aws import client
-from addon.core.aws_batch import (
+from addon.core.aws.errors import JobDefinitionError, JobQueueError
+from addon.core.aws.session import client
+from addon.core.backends.aws_batch.backend import AwsBatchBackend
+from addon.core.backends.aws_batch.following import seconds_per_frame_records
+from addon.core.backends.aws_batch.job_requests import (
     TAG_BLEND,
     TAG_SUBMISSION,
-    AwsBatchBackend,
-    child_counts,
     render_job_request,
     retry_strategy,
     sanitize_job_name,
     sanitize_tag_value,
-    seconds_per_frame_records,
 )
-from addon.core.aws_errors import JobDefinitionError, JobQueueError
-from addon.core.backend import SubmissionRecord
-from addon.core.backends import backend_for_record
+from addon.core.backends.aws_batch.jobs import child_counts
+from addon.core.backends.base import SubmissionRecord
+from addon.core.backends.factory import backend_for_record
 from addon.core.errors import AwsBatchRenderError
 from addon.core.jobspec import JobSpec
 from addon.core.storage import S3Store
@@ -255,7 +255,7 @@ def test_spec_is_cached_and_validated(env, aws_settings):
 
 
 def test_gpu_specs_render_on_the_gpu_queue_and_stitch_on_the_cpu_queue(env, aws_settings):
-    from addon.core.aws import client as aws_client
+    from addon.core.aws.session import client as aws_client
 
     batch = aws_client("batch", aws_settings)
     ce = batch.describe_compute_environments()["computeEnvironments"][0]["computeEnvironmentArn"]
@@ -291,8 +291,8 @@ def test_a_failed_stitch_submit_stops_the_render_job(env, aws_settings):
 def test_unasked_limits_leave_the_job_definitions_in_charge():
     """A timeout or retry strategy given at submit replaces the job definition's: send none
     unless asked, so the stack's 4-hour timeout and its attempts apply."""
-    from addon.core.aws import AwsSettings
-    from addon.core.aws_batch import stitch_job_request
+    from addon.core.aws.session import AwsSettings
+    from addon.core.backends.aws_batch.job_requests import stitch_job_request
 
     spec = make_spec("s3://bucket/")
     render = render_job_request(spec, "s3://bucket/spec.json", job_queue="q", job_definition="r")

@@ -8,10 +8,10 @@ import time
 
 import pytest
 
-from addon.core.aws import AwsSettings, client
-from addon.core.aws_batch import NothingToRetryError, RetryTooEarlyError
+from addon.core.aws.session import AwsSettings, client
+from addon.core.backends.aws_batch.control import NothingToRetryError, RetryTooEarlyError
 from addon.core.jobspec import JobSpec
-from addon.core.status import SliceProgress
+from addon.core.progress import SliceProgress
 from addon.core.storage import S3Store
 from tests.test_aws_batch_support import (
     BUCKET,
@@ -201,7 +201,7 @@ def test_access_denied_names_the_missing_permission(env, monkeypatch):
     from moto.core.authorization import ActionAuthenticatorMixin
     from moto.iam.models import iam_backends
 
-    from addon.core.aws_errors import AwsAccessDeniedError
+    from addon.core.aws.errors import AwsAccessDeniedError
 
     iam = iam_backends[ACCOUNT]["global"]
     iam.create_user(region_name=REGION, user_name="artist", path="/", tags=[])
@@ -227,7 +227,7 @@ def test_access_denied_names_the_missing_permission(env, monkeypatch):
 
 def test_cli_watch_ends_with_failure_exit_and_names_the_fix(env, tmp_path, capsys):
     from addon.cli import main
-    from addon.cli.jobs import WATCH_NOT_SUCCEEDED
+    from addon.cli.follow import WATCH_NOT_SUCCEEDED
     from addon.core.records import RecordStore
 
     _spec, _backend, record = submit(env, FIVE[:2])

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from addon.core.aws import AwsSettings, client
-from addon.core.aws_batch import AwsBatchBackend
+from addon.core.aws.session import AwsSettings, client
+from addon.core.backends.aws_batch.backend import AwsBatchBackend
 from addon.core.jobspec import JobSpec
 from addon.core.storage import S3Store
 from tests.helpers import make_spec

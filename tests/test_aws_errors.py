@@ -10,9 +10,7 @@ import pytest
 from botocore.stub import Stubber
 
 from addon.core import errors, records
-from addon.core.aws import AwsSettings
-from addon.core.aws_batch import AwsBatchBackend, NothingToRetryError, RetryTooEarlyError
-from addon.core.aws_errors import (
+from addon.core.aws.errors import (
     AwsAccessDeniedError,
     AwsCredentialsExpiredError,
     AwsCredentialsInvalidError,
@@ -27,7 +25,10 @@ from addon.core.aws_errors import (
     JobQueueError,
     aws_errors,
 )
-from addon.core.backend import SubmissionRecord
+from addon.core.aws.session import AwsSettings
+from addon.core.backends.aws_batch.backend import AwsBatchBackend
+from addon.core.backends.aws_batch.control import NothingToRetryError, RetryTooEarlyError
+from addon.core.backends.base import SubmissionRecord
 from addon.core.download import NothingToDownloadError
 from tests.helpers import free_port
 from tests.test_aws_batch_support import QUEUE, RENDER_DEF, STITCH_DEF, create_batch_env, write_spec

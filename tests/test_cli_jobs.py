@@ -9,13 +9,13 @@ import json
 import pytest
 
 from addon.cli import main
-from addon.cli.jobs import format_status, progress_line
-from addon.core.aws import client
-from addon.core.aws_batch import NothingToRetryError
-from addon.core.aws_errors import JobQueueError
+from addon.cli.follow import format_status, progress_line
+from addon.core.aws.errors import JobQueueError
+from addon.core.aws.session import client
+from addon.core.backends.aws_batch.control import NothingToRetryError
+from addon.core.backends.status import JobStatus
 from addon.core.jobspec import JobSpec
 from addon.core.records import RecordNotFoundError, RecordStore
-from addon.core.status import JobStatus
 from addon.core.storage import S3Store
 from tests.test_aws_batch_support import BUCKET, QUEUE, RENDER_DEF, STITCH_DEF, create_batch_env, put_frames, write_spec
 
@@ -238,7 +238,7 @@ class _Terminal(io.StringIO):
 
 
 def test_watch_draws_a_live_bar_on_a_terminal(env, aws_settings, records):
-    from addon.cli.jobs import _watch
+    from addon.cli.follow import watch as _watch
 
     spec, record = submitted(env, aws_settings, records)
     put_frames(aws_settings, spec, spec.frames)

@@ -9,9 +9,10 @@ import sys
 import textwrap
 from pathlib import Path
 
-from addon.core.backend import SubmissionRecord
+from addon.core.backends.base import SubmissionRecord
+from addon.core.backends.status import estimate_eta, format_duration, overall_state, summarize
+from addon.core.progress import SliceProgress
 from addon.core.records import RecordNotFoundError, RecordStore
-from addon.core.status import SliceProgress, estimate_eta, format_duration, overall_state, summarize
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -22,8 +23,8 @@ def test_core_and_cli_import_without_bpy_and_without_loading_boto3():
         import importlib, pkgutil, sys
         sys.modules["bpy"] = None  # any `import bpy` now raises ImportError
         import addon, addon.core, addon.cli
-        for mod in pkgutil.iter_modules(addon.core.__path__):
-            importlib.import_module("addon.core." + mod.name)
+        for mod in pkgutil.walk_packages(addon.core.__path__, "addon.core."):
+            importlib.import_module(mod.name)
         import worker
         print("boto3" in sys.modules)
         """
@@ -124,7 +125,7 @@ def test_records_save_load_list(tmp_path):
 def test_scene_snapshot_frame_rate_survives_float32_fps_base():
     import struct
 
-    from addon.core.scene import SceneSnapshot
+    from addon.core.submit.scene import SceneSnapshot
 
     f32 = struct.unpack("f", struct.pack("f", 1.001))[0]  # how Blender stores fps_base
     snap = SceneSnapshot("5.2.3", "S", 1, 10, 1, 30, f32, 1920, 1080, 50, "CYCLES")
@@ -141,8 +142,8 @@ def test_every_error_class_that_sets_an_exit_code_has_its_own():
     import addon.core
     from addon.core.errors import AwsBatchRenderError
 
-    for mod in pkgutil.iter_modules(addon.core.__path__):
-        importlib.import_module("addon.core." + mod.name)
+    for mod in pkgutil.walk_packages(addon.core.__path__, "addon.core."):
+        importlib.import_module(mod.name)
     seen: dict[int, str] = {}
     stack = [AwsBatchRenderError]
     while stack:

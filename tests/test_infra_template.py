@@ -12,8 +12,8 @@ from cfnlint.api import ManualArgs, lint_file
 from cfnlint.decode import decode_str
 
 from addon.core import exitcodes
-from addon.core.aws_batch import retry_strategy
-from addon.core.stack import MAX_TEMPLATE_BODY, REQUIRED_OUTPUTS, TEMPLATE_PATH
+from addon.core.aws.stack import MAX_TEMPLATE_BODY, REQUIRED_OUTPUTS, TEMPLATE_PATH
+from addon.core.backends.aws_batch.job_requests import retry_strategy
 
 TEXT = TEMPLATE_PATH.read_text(encoding="utf-8")
 

@@ -12,15 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from addon.core.backend import SubmissionRecord
-from addon.core.local_backend import (
-    LocalBackend,
-    LocalBackendError,
-    default_concurrency,
-    read_state,
-    supervisor_pid,
-    wait,
-)
+from addon.core.backends.base import SubmissionRecord
+from addon.core.backends.local.backend import LocalBackend, wait
+from addon.core.backends.local.processes import supervisor_pid
+from addon.core.backends.local.state import LocalBackendError, default_concurrency, read_state
 from addon.core.records import RecordStore
 from addon.core.storage import FileStore
 from tests.helpers import make_scene, stage_submission
@@ -149,7 +144,7 @@ def test_render_survives_its_submitter_and_a_new_reader_sees_it(tiny_scene, tmp_
                                       submission_id="sub-detached")
     code = (
         "import sys; from addon.core.jobspec import JobSpec; from addon.core.storage import FileStore;"
-        "from addon.core.local_backend import LocalBackend; from addon.core.records import RecordStore;"
+        "from addon.core.backends.local.backend import LocalBackend; from addon.core.records import RecordStore;"
         f"spec = JobSpec.from_json(FileStore().get_bytes({spec_uri!r}));"
         f"rec = LocalBackend(concurrency=1).submit(spec, {spec_uri!r});"
         f"RecordStore({str(records)!r}).save(rec)"
@@ -242,7 +237,7 @@ def test_installed_extension_layout_exposes_addon_and_worker_to_children(tmp_pat
     shutil.copytree(ROOT / "worker", ext / "worker", ignore=shutil.ignore_patterns("__pycache__"))
     code = (
         "import json, sys; sys.path.insert(0, sys.argv[1]);"
-        "from aws_batch_render.core.local_backend import process_env;"
+        "from aws_batch_render.core.backends.local.processes import process_env;"
         "print(json.dumps(process_env({'BLENDER_BIN': '/opt/blender/blender'})))"
     )
     clean = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
@@ -253,7 +248,7 @@ def test_installed_extension_layout_exposes_addon_and_worker_to_children(tmp_pat
     assert env["BLENDER_BIN"] == "/opt/blender/blender"
     root = Path(env["PYTHONPATH"].split(os.pathsep)[0])
     assert (root / "addon").resolve() == ext.resolve()
-    probe = ("import addon.core.local_supervisor, worker.render, addon.core.jobspec as j;"
+    probe = ("import addon.core.backends.local.supervisor, worker.render, addon.core.jobspec as j;"
              "print(j.__file__)")
     # -S: no site-packages, so the venv's own `addon`/`worker` (editable install) cannot answer.
     child = subprocess.run([sys.executable, "-S", "-c", probe], capture_output=True, text=True, timeout=60,

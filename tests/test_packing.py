@@ -18,8 +18,8 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from addon.core.packing import PackingError, choose_project_root, pack_blend, sha256_file
-from addon.core.submit import MissingFilesError, SubmissionCancelled
+from addon.core.submit.options import MissingFilesError, SubmissionCancelled
+from addon.core.submit.packing import PackingError, choose_project_root, pack_blend, sha256_file
 
 BUILD_SCRIPT = r'''
 import os, sys
@@ -352,7 +352,7 @@ def test_normalize_gzip_header_makes_recompressed_blends_hash_the_same(tmp_path)
             gz.write(data)
         paths.append(path)
     assert sha256_file(paths[0]) != sha256_file(paths[1])
-    from addon.core.packing import normalize_gzip_header
+    from addon.core.submit.packing import normalize_gzip_header
 
     assert all(normalize_gzip_header(p) for p in paths)
     assert sha256_file(paths[0]) == sha256_file(paths[1])

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from addon.core.scene_reader import SceneReadError, read_scene
-from addon.core.specbuild import build_spec
-from addon.core.submit import SubmitOptions
+from addon.core.submit.options import SubmitOptions
+from addon.core.submit.scene_reader import SceneReadError, read_scene
+from addon.core.submit.specbuild import build_spec
 
 SCENE_SCRIPT = r'''
 import os, sys

@@ -11,10 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from addon.core.local_backend import LocalBackend, wait
-from addon.core.scene_reader import read_scene
+from addon.core.backends.local.backend import LocalBackend, wait
 from addon.core.storage import FileStore, path_to_uri
-from addon.core.submit import SOUNDTRACK, SubmitOptions, prepare_submission
+from addon.core.submit.options import SubmitOptions
+from addon.core.submit.pipeline import prepare_submission
+from addon.core.submit.scene_reader import read_scene
+from addon.core.submit.soundtrack import SOUNDTRACK
 from tests.helpers import make_scene
 
 ADD_SOUND = r"""

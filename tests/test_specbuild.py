@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 
 from addon.core.errors import FrameRangeError, JobSpecError
 from addon.core.jobspec import JobSpec
-from addon.core.scene import SceneSnapshot
-from addon.core.specbuild import build_spec, new_submission_id, sanitize_name, submission_paths
-from addon.core.submit import SubmitOptions
+from addon.core.submit.options import SubmitOptions
+from addon.core.submit.scene import SceneSnapshot
+from addon.core.submit.specbuild import build_spec, new_submission_id, sanitize_name, submission_paths
 
 SHA = "c" * 64
 FILES = {"shots/a.blend": "a" * 64, "tex/wood.png": "b" * 64, "audio/mix.flac": SHA}

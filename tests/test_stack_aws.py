@@ -9,8 +9,8 @@ import json
 import pytest
 
 from addon.cli import main
-from addon.core import stack as core
-from addon.core.aws import client
+from addon.core.aws import deploy, stack
+from addon.core.aws.session import client
 
 STACK = "abr-test"
 MEDIA_TYPE = "application/vnd.docker.distribution.manifest.v2+json"
@@ -35,11 +35,11 @@ def vpc_params(aws_settings) -> dict[str, str]:
 
 
 def test_stack_creates_and_outputs_are_read(aws_settings):
-    events: list[core.StackEvent] = []
-    result = core.deploy_stack(STACK, aws_settings, on_event=_events(events), poll_seconds=0)
+    events: list[deploy.StackEvent] = []
+    result = deploy.deploy_stack(STACK, aws_settings, on_event=_events(events), poll_seconds=0)
     assert result.action == "created"
     out = result.outputs
-    assert out == core.read_stack_outputs(STACK, aws_settings)
+    assert out == stack.read_stack_outputs(STACK, aws_settings)
     assert out.region == "us-east-1"
     assert out.job_queue.startswith("arn:aws:batch:us-east-1:") and ":job-queue/" in out.job_queue
     assert ":job-definition/" in out.render_job_definition
@@ -101,7 +101,7 @@ def test_stack_creates_and_outputs_are_read(aws_settings):
 
 
 def test_image_tags_come_from_the_repository(aws_settings):
-    out = core.deploy_stack(STACK, aws_settings, poll_seconds=0).outputs
+    out = deploy.deploy_stack(STACK, aws_settings, poll_seconds=0).outputs
     ecr = client("ecr", aws_settings)
     name = out.repository_uri.split("/", 1)[1]
     manifest = json.dumps(
@@ -118,14 +118,14 @@ def test_image_tags_come_from_the_repository(aws_settings):
     )
     for tag in ("blender-5.2", "blender-5.2-0123456789ab"):
         ecr.put_image(repositoryName=name, imageManifest=manifest, imageManifestMediaType=MEDIA_TYPE, imageTag=tag)
-    assert core.read_stack_outputs(STACK, aws_settings).image_tags == ("blender-5.2", "blender-5.2-0123456789ab")
+    assert stack.read_stack_outputs(STACK, aws_settings).image_tags == ("blender-5.2", "blender-5.2-0123456789ab")
 
 
 def test_gpu_and_existing_vpc_parameters(aws_settings, vpc_params):
     ec2 = client("ec2", aws_settings)
     subnets = vpc_params["SubnetIds"].split(",")
     params = {**vpc_params, "EnableGpu": "true", "RetryAttempts": "5"}
-    out = core.deploy_stack(STACK, aws_settings, parameters=params, poll_seconds=0).outputs
+    out = deploy.deploy_stack(STACK, aws_settings, parameters=params, poll_seconds=0).outputs
     assert ":job-queue/" in out.gpu_job_queue and out.gpu_job_queue != out.job_queue
     batch = client("batch", aws_settings)
     for env in batch.describe_compute_environments()["computeEnvironments"]:
@@ -137,11 +137,11 @@ def test_gpu_and_existing_vpc_parameters(aws_settings, vpc_params):
 
 
 def test_deploy_unchanged_is_a_no_op_and_keeps_parameters(aws_settings):
-    first = core.deploy_stack(STACK, aws_settings, parameters={"SpotMaxVcpus": "64"}, poll_seconds=0)
+    first = deploy.deploy_stack(STACK, aws_settings, parameters={"SpotMaxVcpus": "64"}, poll_seconds=0)
     assert first.parameters["SpotMaxVcpus"] == "64"
     cfn = client("cloudformation", aws_settings)
     before = cfn.describe_stack_events(StackName=STACK)["StackEvents"]
-    again = core.deploy_stack(STACK, aws_settings, poll_seconds=0)
+    again = deploy.deploy_stack(STACK, aws_settings, poll_seconds=0)
     assert again.action == "unchanged"
     # the value set before is kept, not reverted to the default 256
     assert again.parameters["SpotMaxVcpus"] == "64"
@@ -151,9 +151,9 @@ def test_deploy_unchanged_is_a_no_op_and_keeps_parameters(aws_settings):
 
 
 def test_update_goes_through_a_change_set_and_later_deploys_keep_it(aws_settings, vpc_params):
-    core.deploy_stack(STACK, aws_settings, parameters=vpc_params, poll_seconds=0)
-    events: list[core.StackEvent] = []
-    updated = core.deploy_stack(
+    deploy.deploy_stack(STACK, aws_settings, parameters=vpc_params, poll_seconds=0)
+    events: list[deploy.StackEvent] = []
+    updated = deploy.deploy_stack(
         STACK, aws_settings, parameters={"EnableGpu": "true"}, on_event=events.append, poll_seconds=0
     )
     assert updated.action == "updated"
@@ -164,17 +164,17 @@ def test_update_goes_through_a_change_set_and_later_deploys_keep_it(aws_settings
     # no parameters given: GPU stays on and the VPC stays the same (moto keeps comparing
     # with the parameters of the first create after a change-set update, so it cannot say
     # "unchanged" here; test_deploy_unchanged_is_a_no_op_and_keeps_parameters covers that)
-    again = core.deploy_stack(STACK, aws_settings, poll_seconds=0)
+    again = deploy.deploy_stack(STACK, aws_settings, poll_seconds=0)
     assert again.outputs.gpu_job_queue == updated.outputs.gpu_job_queue
     assert again.parameters["EnableGpu"] == "true"
     assert again.parameters["VpcId"] == vpc_params["VpcId"]
 
 
 def test_deploy_rejects_unknown_parameter_and_bad_stack_name(aws_settings):
-    with pytest.raises(core.StackError, match="Unknown stack parameter NoSuch"):
-        core.deploy_stack(STACK, aws_settings, parameters={"NoSuch": "1"}, poll_seconds=0)
-    with pytest.raises(core.StackError, match="lowercase"):
-        core.deploy_stack("Render_Stack", aws_settings, poll_seconds=0)
+    with pytest.raises(stack.StackError, match="Unknown stack parameter NoSuch"):
+        deploy.deploy_stack(STACK, aws_settings, parameters={"NoSuch": "1"}, poll_seconds=0)
+    with pytest.raises(stack.StackError, match="lowercase"):
+        deploy.deploy_stack("Render_Stack", aws_settings, poll_seconds=0)
 
 
 def test_failed_create_reports_the_cause_in_one_line(aws, capsys):
@@ -187,32 +187,34 @@ def test_failed_create_reports_the_cause_in_one_line(aws, capsys):
 
 
 def test_read_missing_stack_says_to_deploy(aws_settings):
-    with pytest.raises(core.StackNotFoundError, match="aws-batch-render deploy --stack nope"):
-        core.read_stack_outputs("nope", aws_settings)
+    with pytest.raises(stack.StackNotFoundError, match="aws-batch-render deploy --stack nope"):
+        stack.read_stack_outputs("nope", aws_settings)
 
 
 def test_destroy_refuses_non_empty_bucket_then_forces(aws_settings, vpc_params):
-    out = core.deploy_stack(STACK, aws_settings, parameters=vpc_params, poll_seconds=0).outputs
+    out = deploy.deploy_stack(STACK, aws_settings, parameters=vpc_params, poll_seconds=0).outputs
     s3 = client("s3", aws_settings)
     for key in ("inputs/" + "a" * 64, "frames/sub-1/frame_0001.png", "submissions/sub-1/video/video.mp4"):
         s3.put_object(Bucket=out.bucket, Key=key, Body=b"x")
 
-    with pytest.raises(core.BucketNotEmptyError, match="--force") as refused:
-        core.destroy_stack(STACK, aws_settings, poll_seconds=0)
+    with pytest.raises(stack.BucketNotEmptyError, match="--force") as refused:
+        deploy.destroy_stack(STACK, aws_settings, poll_seconds=0)
     assert "3 objects" in str(refused.value)
     asked = []
-    with pytest.raises(core.BucketNotEmptyError, match="Not confirmed"):
-        core.destroy_stack(STACK, aws_settings, force=True, confirm=lambda c: asked.append(c) or False, poll_seconds=0)
+    with pytest.raises(stack.BucketNotEmptyError, match="Not confirmed"):
+        deploy.destroy_stack(
+            STACK, aws_settings, force=True, confirm=lambda c: asked.append(c) or False, poll_seconds=0
+        )
     assert asked[0].objects == 3
     # nothing was deleted by either refusal
     assert s3.list_objects_v2(Bucket=out.bucket)["KeyCount"] == 3
-    assert core.describe_stack(STACK, aws_settings) is not None
+    assert stack.describe_stack(STACK, aws_settings) is not None
 
-    result = core.destroy_stack(STACK, aws_settings, force=True, confirm=lambda c: True, poll_seconds=0)
+    result = deploy.destroy_stack(STACK, aws_settings, force=True, confirm=lambda c: True, poll_seconds=0)
     assert result.objects_deleted == 3
-    assert core.describe_stack(STACK, aws_settings) is None
-    with pytest.raises(core.StackNotFoundError):
-        core.destroy_stack(STACK, aws_settings, poll_seconds=0)
+    assert stack.describe_stack(STACK, aws_settings) is None
+    with pytest.raises(stack.StackNotFoundError):
+        deploy.destroy_stack(STACK, aws_settings, poll_seconds=0)
 
 
 def test_round_trip_deploy_unchanged_destroy_through_the_cli(aws, vpc_params, capsys):
@@ -241,9 +243,9 @@ def test_cli_destroy_with_objects_needs_force_and_yes(aws, vpc_params, capsys, m
     vpc = ["--vpc", vpc_params["VpcId"], "--subnets", vpc_params["SubnetIds"]]
     assert main(["deploy", "--stack", STACK, *vpc, "--poll", "0"]) == 0
     capsys.readouterr()
-    from addon.core.aws import AwsSettings
+    from addon.core.aws.session import AwsSettings
 
-    bucket = core.read_stack_outputs(STACK, AwsSettings.from_env()).bucket
+    bucket = stack.read_stack_outputs(STACK, AwsSettings.from_env()).bucket
     client("s3", AwsSettings.from_env()).put_object(Bucket=bucket, Key="frames/x/frame_0001.png", Body=b"x")
 
     assert main(["destroy", "--stack", STACK, "--poll", "0"]) == 4

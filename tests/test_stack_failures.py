@@ -10,8 +10,8 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from addon.core import stack as core
-from addon.core.aws import AwsSettings
+from addon.core.aws import deploy, stack
+from addon.core.aws.session import AwsSettings
 
 STACK_ID = "arn:aws:cloudformation:us-east-1:123456789012:stack/render/abc"
 CS_ID = "arn:aws:cloudformation:us-east-1:123456789012:changeSet/abr-1/def"
@@ -50,7 +50,8 @@ def _stack(status: str) -> dict:
 @pytest.fixture
 def cfn(monkeypatch):
     cfn = boto3.client("cloudformation", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
-    monkeypatch.setattr(core, "client", lambda service, settings, sess=None: cfn)
+    for module in (deploy, stack):  # deploy reads through stack.describe_stack too
+        monkeypatch.setattr(module, "client", lambda service, settings, sess=None: cfn)
     return cfn
 
 
@@ -80,9 +81,9 @@ def test_update_that_rolls_back_names_this_deploys_first_failure(cfn):
         stub.add_response("describe_stack_events", {"StackEvents": [*reversed(new), old]})
         stub.add_response("describe_stacks", _stack("UPDATE_ROLLBACK_COMPLETE"))
         stub.add_response("describe_stack_events", {"StackEvents": [*reversed(new), old]})
-        events: list[core.StackEvent] = []
-        with pytest.raises(core.StackError) as failed:
-            core.deploy_stack(
+        events: list[deploy.StackEvent] = []
+        with pytest.raises(stack.StackError) as failed:
+            deploy.deploy_stack(
                 "render", AwsSettings(region="us-east-1"), "template", {}, on_event=events.append, poll_seconds=0
             )
         stub.assert_no_pending_responses()
@@ -98,13 +99,13 @@ def test_deploy_refuses_a_stack_that_failed_to_create(cfn):
     with Stubber(cfn) as stub:
         stub.add_response("get_template_summary", {"Parameters": []})
         stub.add_response("describe_stacks", _stack("ROLLBACK_COMPLETE"))
-        with pytest.raises(core.StackError, match=r"ROLLBACK_COMPLETE.*aws-batch-render destroy --stack render"):
-            core.deploy_stack("render", AwsSettings(region="us-east-1"), "template", {}, poll_seconds=0)
+        with pytest.raises(stack.StackError, match=r"ROLLBACK_COMPLETE.*aws-batch-render destroy --stack render"):
+            deploy.deploy_stack("render", AwsSettings(region="us-east-1"), "template", {}, poll_seconds=0)
 
 
 def test_deploy_refuses_a_busy_stack(cfn):
     with Stubber(cfn) as stub:
         stub.add_response("get_template_summary", {"Parameters": []})
         stub.add_response("describe_stacks", _stack("UPDATE_IN_PROGRESS"))
-        with pytest.raises(core.StackError, match=r"busy \(UPDATE_IN_PROGRESS\)"):
-            core.deploy_stack("render", AwsSettings(region="us-east-1"), "template", {}, poll_seconds=0)
+        with pytest.raises(stack.StackError, match=r"busy \(UPDATE_IN_PROGRESS\)"):
+            deploy.deploy_stack("render", AwsSettings(region="us-east-1"), "template", {}, poll_seconds=0)

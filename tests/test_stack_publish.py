@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from addon.cli import main
-from addon.core import stack as core
-from addon.core.aws import client
+from addon.core.aws import deploy, images, stack
+from addon.core.aws.session import client
 
 REPO = "123456789012.dkr.ecr.us-east-1.amazonaws.com/abr-test-worker"
 DOCKERFILE = """\
@@ -93,7 +93,7 @@ def calls(log: Path) -> list[dict]:
 
 
 def test_build_argv_is_a_list_with_the_version_platform_and_tags(context):
-    plan = core.plan_publish(REPO, "5.2", context)
+    plan = images.plan_publish(REPO, "5.2", context)
     digest = plan.content_hash[:12]
     assert plan.blender_version == "5.2.3"  # the Dockerfile's pinned 5.2 stage
     assert plan.tags == [f"{REPO}:blender-5.2", f"{REPO}:blender-5.2-{digest}"]
@@ -114,7 +114,7 @@ def test_build_argv_is_a_list_with_the_version_platform_and_tags(context):
     ]
     assert plan.pushes == [["docker", "push", t] for t in plan.tags]
     assert plan.registry == "123456789012.dkr.ecr.us-east-1.amazonaws.com"
-    assert core.docker_login_argv(plan.registry) == [
+    assert images.docker_login_argv(plan.registry) == [
         "docker",
         "login",
         "--username",
@@ -122,40 +122,40 @@ def test_build_argv_is_a_list_with_the_version_platform_and_tags(context):
         "--password-stdin",
         plan.registry,
     ]
-    plan45 = core.plan_publish(REPO, "4.5", context, platform="")
+    plan45 = images.plan_publish(REPO, "4.5", context, platform="")
     assert "BLENDER_VERSION=4.5.15" in plan45.build and "--platform" not in plan45.build
     assert plan45.tags[0] == f"{REPO}:blender-4.5"
 
 
 def test_content_hash_follows_the_build_inputs_only(context):
-    first = core.plan_publish(REPO, "5.2", context).content_hash
-    assert core.plan_publish(REPO, "5.2", context).content_hash == first
-    assert core.plan_publish(REPO, "4.5", context).content_hash != first
+    first = images.plan_publish(REPO, "5.2", context).content_hash
+    assert images.plan_publish(REPO, "5.2", context).content_hash == first
+    assert images.plan_publish(REPO, "4.5", context).content_hash != first
     (context / "worker" / "__pycache__").mkdir()
     (context / "worker" / "__pycache__" / "x.pyc").write_bytes(b"junk")
     (context / "notes.txt").write_text("not copied into the image")
-    assert core.plan_publish(REPO, "5.2", context).content_hash == first
+    assert images.plan_publish(REPO, "5.2", context).content_hash == first
     (context / "worker" / "__main__.py").write_text("print('changed')\n")
-    assert core.plan_publish(REPO, "5.2", context).content_hash != first
+    assert images.plan_publish(REPO, "5.2", context).content_hash != first
 
 
 def test_plan_rejects_unknown_versions_and_non_ecr_repositories(context):
-    with pytest.raises(core.ImagePublishError, match=r"no Blender 3\.6 stage"):
-        core.plan_publish(REPO, "3.6", context)
-    with pytest.raises(core.ImagePublishError, match="not an ECR repository"):
-        core.plan_publish("docker.io/library/blender", "5.2", context)
-    with pytest.raises(core.ImagePublishError, match="No Dockerfile"):
-        core.plan_publish(REPO, "5.2", context / "worker")
+    with pytest.raises(images.ImagePublishError, match=r"no Blender 3\.6 stage"):
+        images.plan_publish(REPO, "3.6", context)
+    with pytest.raises(images.ImagePublishError, match="not an ECR repository"):
+        images.plan_publish("docker.io/library/blender", "5.2", context)
+    with pytest.raises(images.ImagePublishError, match="No Dockerfile"):
+        images.plan_publish(REPO, "5.2", context / "worker")
 
 
 def test_the_checkouts_dockerfile_has_both_blender_lines():
-    text = (core.REPO_ROOT / "Dockerfile").read_text()
-    assert core.build_version("5.2", text).startswith("5.2.")
-    assert core.build_version("4.5", text).startswith("4.5.")
+    text = (stack.REPO_ROOT / "Dockerfile").read_text()
+    assert images.build_version("5.2", text).startswith("5.2.")
+    assert images.build_version("4.5", text).startswith("4.5.")
 
 
 def test_ecr_login_through_boto3(aws_settings):
-    login = core.ecr_login(aws_settings, "123456789012.dkr.ecr.us-east-1.amazonaws.com")
+    login = images.ecr_login(aws_settings, "123456789012.dkr.ecr.us-east-1.amazonaws.com")
     assert login.username == "AWS"
     assert login.password and login.password not in repr(login)
     assert login.registry == "123456789012.dkr.ecr.us-east-1.amazonaws.com"
@@ -165,54 +165,54 @@ def test_ecr_login_through_boto3(aws_settings):
 
 def test_docker_missing_says_docker_is_needed(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))  # no docker anywhere
-    with pytest.raises(core.DockerUnavailableError, match=r"Docker is needed.*not found"):
-        core.check_docker()
+    with pytest.raises(images.DockerUnavailableError, match=r"Docker is needed.*not found"):
+        images.check_docker()
 
 
 def test_docker_without_engine_says_so(fake_docker, monkeypatch):
     monkeypatch.setenv("FAKE_DOCKER_MODE", "no-daemon")
-    with pytest.raises(core.DockerUnavailableError, match="engine is not running"):
-        core.check_docker()
+    with pytest.raises(images.DockerUnavailableError, match="engine is not running"):
+        images.check_docker()
 
 
 def test_real_docker_cli_of_this_machine_is_understood():
     """This machine has a docker CLI and no engine; CI may have neither (or both)."""
     if shutil.which("docker") is None:
-        with pytest.raises(core.DockerUnavailableError, match="not found"):
-            core.check_docker()
+        with pytest.raises(images.DockerUnavailableError, match="not found"):
+            images.check_docker()
         return
     try:
-        version = core.check_docker()
-    except core.DockerUnavailableError as exc:
+        version = images.check_docker()
+    except images.DockerUnavailableError as exc:
         assert "Docker is needed" in str(exc)
     else:
         assert version  # an engine answered with its version
 
 
 def test_publish_logs_in_builds_and_pushes_both_tags(aws_settings, context, fake_docker):
-    out = core.deploy_stack("abr-test", aws_settings, poll_seconds=0).outputs
-    plan = core.plan_publish(out.repository_uri, "5.2", context)
+    out = deploy.deploy_stack("abr-test", aws_settings, poll_seconds=0).outputs
+    plan = images.plan_publish(out.repository_uri, "5.2", context)
     steps: list[str] = []
-    digests = core.publish_image(plan, aws_settings, on_step=steps.append)
+    digests = images.publish_image(plan, aws_settings, on_step=steps.append)
     made = calls(fake_docker)
     assert [c["argv"][0] for c in made] == ["info", "login", "build", "push", "push"]
     login = made[1]
-    assert login["argv"] == core.docker_login_argv(plan.registry)[1:]
-    assert login["stdin"] == core.ecr_login(aws_settings, plan.registry).password  # never in argv
+    assert login["argv"] == images.docker_login_argv(plan.registry)[1:]
+    assert login["stdin"] == images.ecr_login(aws_settings, plan.registry).password  # never in argv
     assert login["stdin"] not in " ".join(a for c in made for a in c["argv"])
     assert made[2]["argv"] == plan.build[1:]
     assert [c["argv"][1] for c in made[3:]] == plan.tags
     assert len(digests) == 1  # both tags name the same pushed image
     assert any("building" in s for s in steps)
-    tags = core.read_stack_outputs("abr-test", aws_settings).image_tags
+    tags = stack.read_stack_outputs("abr-test", aws_settings).image_tags
     assert tags == ("blender-5.2", f"blender-5.2-{plan.content_hash[:12]}")
 
 
 def test_failed_build_stops_before_pushing(aws_settings, context, fake_docker, monkeypatch):
     monkeypatch.setenv("FAKE_DOCKER_MODE", "build-fails")
-    plan = core.plan_publish(REPO, "5.2", context)
-    with pytest.raises(core.ImagePublishError, match="docker build failed with exit status 1"):
-        core.publish_image(plan, aws_settings)
+    plan = images.plan_publish(REPO, "5.2", context)
+    with pytest.raises(images.ImagePublishError, match="docker build failed with exit status 1"):
+        images.publish_image(plan, aws_settings)
     assert [c["argv"][0] for c in calls(fake_docker)] == ["info", "login", "build"]
 
 

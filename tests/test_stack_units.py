@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from addon.core import stack as core
+from addon.core.aws import deploy, images, stack
 
 OUTPUTS = {
     "BucketName": "b",
@@ -25,7 +25,7 @@ def _stack(outputs: dict[str, str]) -> dict:
 
 
 def test_outputs_map_to_fields_and_gpu_defaults_to_empty():
-    out = core.outputs_from_stack("x", _stack(OUTPUTS))
+    out = stack.outputs_from_stack("x", _stack(OUTPUTS))
     assert (out.bucket, out.job_queue, out.render_job_definition, out.stitch_job_definition) == (
         "b",
         "arn:q",
@@ -33,55 +33,55 @@ def test_outputs_map_to_fields_and_gpu_defaults_to_empty():
         "arn:s",
     )
     assert out.gpu_job_queue == "" and out.submitter_policy == "" and out.image_tags == ()
-    with_gpu = core.outputs_from_stack("x", _stack({**OUTPUTS, "GpuJobQueue": "arn:g"}))
+    with_gpu = stack.outputs_from_stack("x", _stack({**OUTPUTS, "GpuJobQueue": "arn:g"}))
     assert with_gpu.gpu_job_queue == "arn:g"
 
 
 def test_missing_output_names_it_and_says_what_to_do():
     partial = {k: v for k, v in OUTPUTS.items() if k != "RenderJobDefinition"}
-    with pytest.raises(core.StackError, match=r"no output RenderJobDefinition.*aws-batch-render deploy --stack x"):
-        core.outputs_from_stack("x", _stack(partial))
+    with pytest.raises(stack.StackError, match=r"no output RenderJobDefinition.*aws-batch-render deploy --stack x"):
+        stack.outputs_from_stack("x", _stack(partial))
 
 
 def test_parse_parameters():
-    assert core.parse_parameters(["A=1", "SubnetIds=subnet-1,subnet-2", "Empty="]) == {
+    assert deploy.parse_parameters(["A=1", "SubnetIds=subnet-1,subnet-2", "Empty="]) == {
         "A": "1",
         "SubnetIds": "subnet-1,subnet-2",
         "Empty": "",
     }
     for bad in ("novalue", "=1", "bad-key=1"):
-        with pytest.raises(core.StackError, match="KEY=VALUE"):
-            core.parse_parameters([bad])
+        with pytest.raises(stack.StackError, match="KEY=VALUE"):
+            deploy.parse_parameters([bad])
 
 
 def test_resolve_parameters_given_then_previous_then_default():
     declared = {"A": "1", "B": "2", "C": "3"}
-    assert core.resolve_parameters(declared, {"A": "9"}, {"A": "5", "B": "6"}) == {"A": "9", "B": "6", "C": "3"}
-    with pytest.raises(core.StackError, match="Unknown stack parameter Z"):
-        core.resolve_parameters(declared, {"Z": "1"}, {})
+    assert deploy.resolve_parameters(declared, {"A": "9"}, {"A": "5", "B": "6"}) == {"A": "9", "B": "6", "C": "3"}
+    with pytest.raises(stack.StackError, match="Unknown stack parameter Z"):
+        deploy.resolve_parameters(declared, {"Z": "1"}, {})
 
 
 @pytest.mark.parametrize("name", ["render", "my-render-2", "a"])
 def test_good_stack_names(name):
-    assert core.validate_stack_name(name) == name
+    assert stack.validate_stack_name(name) == name
 
 
 @pytest.mark.parametrize("name", ["", "Render", "2render", "my_render", "x" * 121])
 def test_bad_stack_names(name):
-    with pytest.raises(core.StackError, match="lowercase"):
-        core.validate_stack_name(name)
+    with pytest.raises(stack.StackError, match="lowercase"):
+        stack.validate_stack_name(name)
 
 
 def test_build_version_picks_the_pinned_release():
     text = "FROM a AS python-for-bpy-5.2.3\nFROM b AS python-for-bpy-4.5.15\n"
-    assert core.build_version("5.2", text) == "5.2.3"
-    assert core.build_version("4.5.15", text) == "4.5.15"
-    assert core.build_version("6.0", "FROM python:3.13") == "6.0"  # no pinned stages: as given
-    with pytest.raises(core.ImagePublishError, match=r"4\.5, 5\.2"):
-        core.build_version("3.6", text)
+    assert images.build_version("5.2", text) == "5.2.3"
+    assert images.build_version("4.5.15", text) == "4.5.15"
+    assert images.build_version("6.0", "FROM python:3.13") == "6.0"  # no pinned stages: as given
+    with pytest.raises(images.ImagePublishError, match=r"4\.5, 5\.2"):
+        images.build_version("3.6", text)
 
 
 def test_load_template_default_and_missing(tmp_path):
-    assert "AWS::Batch::JobDefinition" in core.load_template()
-    with pytest.raises(core.StackError, match="--template"):
-        core.load_template(tmp_path / "nope.yaml")
+    assert "AWS::Batch::JobDefinition" in deploy.load_template()
+    with pytest.raises(stack.StackError, match="--template"):
+        deploy.load_template(tmp_path / "nope.yaml")

@@ -79,7 +79,7 @@ def test_list_is_recursive_sorted_and_prefix_exact(root):
 
 
 def test_list_paginates_past_1000_on_s3(s3_bucket, aws_settings):
-    from addon.core.aws import client
+    from addon.core.aws.session import client
 
     s3 = client("s3", aws_settings)
     for i in range(1005):
@@ -106,7 +106,7 @@ def test_missing_bucket_says_so(aws_settings):
 
 
 def test_no_credentials_says_so(monkeypatch):
-    from addon.core.aws import AwsSettings
+    from addon.core.aws.session import AwsSettings
 
     for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
         monkeypatch.delenv(var, raising=False)
@@ -115,7 +115,7 @@ def test_no_credentials_says_so(monkeypatch):
 
 
 def test_unreachable_endpoint_says_network(monkeypatch):
-    from addon.core.aws import AwsSettings
+    from addon.core.aws.session import AwsSettings
     from tests.helpers import free_port
 
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")

@@ -15,16 +15,11 @@ from test_packing import write_png
 
 from addon.core.errors import StorageURIError
 from addon.core.jobspec import JobSpec
-from addon.core.scene import SceneSnapshot
-from addon.core.scene_reader import read_scene
 from addon.core.storage import FileStore, S3Store, path_to_uri
-from addon.core.submit import (
-    MissingFilesError,
-    Progress,
-    SubmissionCancelled,
-    SubmitOptions,
-    prepare_submission,
-)
+from addon.core.submit.options import MissingFilesError, Progress, SubmissionCancelled, SubmitOptions
+from addon.core.submit.pipeline import prepare_submission
+from addon.core.submit.scene import SceneSnapshot
+from addon.core.submit.scene_reader import read_scene
 from tests.helpers import make_scene
 
 #: what the add-on does on Submit: save a copy of the open (edited, unsaved) scene in a
@@ -195,8 +190,8 @@ def test_bad_root_fails_before_any_work(textured):
 
 def test_pipeline_errors_have_their_own_exit_codes():
     from addon.core.errors import AwsBatchRenderError
-    from addon.core.packing import PackingError
-    from addon.core.scene_reader import SceneReadError
+    from addon.core.submit.packing import PackingError
+    from addon.core.submit.scene_reader import SceneReadError
 
     kinds = (MissingFilesError, PackingError, SceneReadError, SubmissionCancelled)
     assert all(issubclass(k, AwsBatchRenderError) for k in kinds)

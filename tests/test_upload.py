@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from addon.core import upload as upload_module
-from addon.core.aws import client
+from addon.core.aws.session import client
 from addon.core.errors import StorageError
 from addon.core.storage import FileStore, S3Store, path_to_uri
-from addon.core.submit import SubmissionCancelled
-from addon.core.upload import missing_keys, upload_inputs
+from addon.core.submit import upload as upload_module
+from addon.core.submit.options import SubmissionCancelled
+from addon.core.submit.upload import missing_keys, upload_inputs
 
 
 def make_pack(root: Path, count: int = 12, size: int = 3000) -> dict[str, str]:

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from addon.core.exitcodes import CONTENT_ERROR, RETRYABLE, SUCCESS
 from addon.core.jobspec import InputManifest, JobSpec
-from addon.core.status import SliceProgress
+from addon.core.progress import SliceProgress
 from addon.core.storage import join_uri, open_store, path_to_uri
 from tests.helpers import make_scene
 from worker.blender_process import blender_argv, describe_exit

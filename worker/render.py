@@ -29,7 +29,7 @@ from addon.core.errors import AwsBatchRenderError, StorageError
 from addon.core.exitcodes import SUCCESS
 from addon.core.frames import describe_frames
 from addon.core.jobspec import JobSpec
-from addon.core.status import SliceProgress, frames_done_from_listing
+from addon.core.progress import SliceProgress, frames_done_from_listing
 from addon.core.storage import Store
 
 from .blender_process import BlenderProcess, BlenderResult, blender_argv_from_env, describe_exit

@@ -189,7 +189,7 @@ def _run(task: str, key: str, fn: Callable[..., None], args: tuple, kwargs: dict
 
 def translate(exc: BaseException, task: str) -> str | None:
     """A user-facing message for a botocore failure the core did not translate, else None."""
-    from ..core.aws_errors import is_aws_exception, translate_aws_error
+    from ..core.aws.errors import is_aws_exception, translate_aws_error
 
     if not is_aws_exception(exc):
         return None

@@ -13,7 +13,7 @@ from typing import Any
 
 import bpy
 
-from ..core.aws import AwsSettings
+from ..core.aws.session import AwsSettings
 from .tasks import Target
 
 log = logging.getLogger(__name__)

@@ -12,8 +12,8 @@ from typing import Any
 
 import bpy
 
-from ..core.backend import SubmissionRecord
-from ..core.status import ALL_STATES, DONE_STATES
+from ..core.backends.base import SubmissionRecord
+from ..core.backends.status import ALL_STATES, DONE_STATES
 
 log = logging.getLogger(__name__)
 

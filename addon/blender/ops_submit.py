@@ -36,7 +36,7 @@ class SceneCheckError(AwsBatchRenderError):
 
 def build_options(scene: Any, p: Any) -> Any:
     """SubmitOptions from the scene's AWS Batch settings and the preferences' defaults."""
-    from ..core.submit import SubmitOptions
+    from ..core.submit.options import SubmitOptions
 
     s = scene.awsbatch
     return SubmitOptions(

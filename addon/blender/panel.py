@@ -10,7 +10,7 @@ from typing import Any
 
 import bpy
 
-from ..core.status import format_duration
+from ..core.backends.status import format_duration
 from . import config
 
 _STATE_ICONS = {

@@ -2,7 +2,7 @@
 the render settings live.
 
 The add-on calls :func:`snapshot_scene` in-process on the open scene; the CLI runs this
-file as a script in a child Blender (see ``addon/core/scene_reader.py``), which opens a
+file as a script in a child Blender (see ``addon/core/submit/scene_reader.py``), which opens a
 .blend and prints the snapshot as JSON on one marked stdout line. Both paths go through
 the same function, so the same scene gives the same job spec from either front end.
 
@@ -21,12 +21,12 @@ from typing import Any
 import bpy
 
 try:
-    from ..core.scene import SceneSnapshot
+    from ..core.submit.scene import SceneSnapshot
 except ImportError:  # run as a script in a child Blender: no package around us
     import importlib.util
 
     _spec = importlib.util.spec_from_file_location(
-        "_abr_scene", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "core", "scene.py")
+        "_abr_scene", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "core", "submit", "scene.py")
     )
     assert _spec is not None and _spec.loader is not None
     _scene_module = importlib.util.module_from_spec(_spec)

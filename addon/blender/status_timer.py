@@ -21,7 +21,7 @@ from typing import Any
 import bpy
 from bpy.app.handlers import persistent
 
-from ..core.backend import SubmissionRecord
+from ..core.backends.base import SubmissionRecord
 from ..core.records import RecordStore
 from . import background as bg
 from . import config, job_rows, previews, tasks

@@ -20,8 +20,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ..core.aws import AwsSettings
-from ..core.backend import SubmissionRecord
+from ..core.aws.session import AwsSettings
+from ..core.backends.base import SubmissionRecord
 from ..core.errors import AwsBatchRenderError
 from . import background as bg
 
@@ -76,13 +76,13 @@ class Target:
 
     def root_uri(self) -> str:
         if self.backend == "local":
-            from ..core.local_backend import default_store_uri
+            from ..core.backends.local.state import default_store_uri
 
             return default_store_uri()
         return f"s3://{self.bucket}/"
 
     def make_backend(self) -> Any:
-        from ..core.backends import make_backend
+        from ..core.backends.factory import make_backend
 
         if self.backend == "local":
             # Inside a Blender binary sys.executable is Blender's Python, without a bpy
@@ -117,7 +117,7 @@ def submit(
     """Pack, upload, write the spec, submit, record. ``temp_dir`` (holding the saved copy)
     is removed at the end whatever happens."""
     from ..core.records import RecordStore
-    from ..core.submit import prepare_submission
+    from ..core.submit.pipeline import prepare_submission
 
     try:
         target.require_complete()
@@ -135,7 +135,7 @@ def submit(
             cancel=cancel,
         )
         if cancel.is_set():
-            from ..core.submit import SubmissionCancelled
+            from ..core.submit.options import SubmissionCancelled
 
             raise SubmissionCancelled("Submission cancelled before the jobs were started; nothing runs.")
         bg.post(bg.SubmitProgress("submit", 0, 1, "Starting the jobs"))
@@ -176,7 +176,7 @@ def _backend_for_polling(record: SubmissionRecord) -> Any:
     """One backend per submission across polls: it keeps its clients, the spec it read and
     its caches (failed chunks, progress records), so a refresh costs what the backend's
     docstring promises instead of a new boto3 session and a spec read every time."""
-    from ..core.backends import backend_for_record
+    from ..core.backends.factory import backend_for_record
 
     key = (record.submission_id, record.backend, json.dumps(record.settings, sort_keys=True))
     with _BACKENDS_LOCK:
@@ -218,7 +218,7 @@ def poll(submission_ids: list[str], records_dir: str, *, cancel: threading.Event
 
 
 def cancel_jobs(record_json: str, records_dir: str, *, cancel: threading.Event) -> None:
-    from ..core.backends import backend_for_record
+    from ..core.backends.factory import backend_for_record
     from ..core.records import RecordStore
 
     record = SubmissionRecord.from_json(record_json)
@@ -229,7 +229,7 @@ def cancel_jobs(record_json: str, records_dir: str, *, cancel: threading.Event) 
 
 
 def retry_failed(record_json: str, records_dir: str, *, cancel: threading.Event) -> None:
-    from ..core.backends import backend_for_record
+    from ..core.backends.factory import backend_for_record
     from ..core.records import RecordStore
 
     record = SubmissionRecord.from_json(record_json)
@@ -240,7 +240,7 @@ def retry_failed(record_json: str, records_dir: str, *, cancel: threading.Event)
 
 
 def fetch_logs(record_json: str, slice_index: int | None, lines: int, *, cancel: threading.Event) -> None:
-    from ..core.backends import backend_for_record
+    from ..core.backends.factory import backend_for_record
 
     record = SubmissionRecord.from_json(record_json)
     text = backend_for_record(record).logs(record, slice_index, lines)
@@ -299,7 +299,7 @@ def fetch_preview(record_json: str, frame: int, uri: str, cache_dir: str, *, can
 
 
 def connect_stack(stack_name: str, settings: AwsSettings, *, cancel: threading.Event) -> None:
-    from ..core.stack import read_stack_outputs
+    from ..core.aws.stack import read_stack_outputs
 
     outputs = read_stack_outputs(stack_name, settings)
     bg.post(bg.StackConnected(asdict(outputs)))
@@ -307,8 +307,8 @@ def connect_stack(stack_name: str, settings: AwsSettings, *, cancel: threading.E
 
 def test_connection(target: Target, *, cancel: threading.Event) -> None:
     """Credentials, bucket, queue and job definitions, each with what is wrong."""
-    from ..core.aws import client, session
-    from ..core.aws_errors import translate_aws_error
+    from ..core.aws.errors import translate_aws_error
+    from ..core.aws.session import client, session
 
     lines: list[str] = []
     ok = True

@@ -8,30 +8,23 @@
 
 Submission records live in the user's data folder (``RecordStore``); any unique prefix
 of an id works. The work is in :mod:`addon.core`; this module parses arguments and
-prints (CLI output is the one place ``print`` is right).
+prints (CLI output is the one place ``print`` is right); ``submit`` is in :mod:`.submit`,
+the status display and ``--watch`` in :mod:`.follow`.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
-import shutil
 import sys
-import time
 from pathlib import Path
-from typing import Any, TextIO
 
-from ..core.aws import AwsSettings
-from ..core.backend import SubmissionRecord
-from ..core.backends import BackendConfigError, backend_for_record, make_backend
+from ..core.aws.session import AwsSettings
+from ..core.backends.factory import backend_for_record
 from ..core.jobspec import IMAGE_FORMATS, JobSpec
-from ..core.records import RecordStore
-from ..core.status import JobStatus, format_duration, progress_line
-
-#: exit status of ``status --watch`` (and ``submit --watch``) when the render ends FAILED or CANCELLED
-WATCH_NOT_SUCCEEDED = 8
+from .follow import WATCH_NOT_SUCCEEDED, format_status, record_store, refresh, size_text, watch
+from .submit import cmd_submit
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -166,138 +159,17 @@ def _records_arg(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _records(args: argparse.Namespace) -> RecordStore:
-    return RecordStore(args.records)
 
-
-def _err(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
-
-
-# --- submit ------------------------------------------------------------------------------
-
-
-def cmd_submit(args: argparse.Namespace) -> int:
-    from ..core.scene_reader import read_scene
-    from ..core.submit import SubmitOptions, prepare_submission
-
-    blend = args.blend.expanduser().resolve()
-    settings = AwsSettings(profile=args.profile, region=args.region, endpoint_url=args.endpoint_url)
-    backend, root_uri, settings = _backend_for_submit(args, settings)
-
-    _err(f"Reading the scene settings of {blend.name} with Blender…")
-    snapshot = read_scene(blend, args.scene)
-    options = SubmitOptions(
-        frames=args.frames,
-        chunk_size=args.chunk,
-        image_format=args.image_format,
-        video=not args.no_video,
-        device=args.device,
-        threads=args.threads,
-        allow_missing=args.allow_missing,
-    )
-    progress = _SubmitProgress(sys.stderr)
-    spec, spec_uri, report = prepare_submission(
-        blend, snapshot, options, root_uri, settings if args.backend == "aws" else None, progress
-    )
-    progress.close()
-    if report.missing:
-        _err(f"warning: {len(report.missing)} missing file(s) were left out: " + ", ".join(report.missing[:5]))
-    if report.outside_project:
-        _err(f"note: {len(report.outside_project)} file(s) outside the project folder were packed too")
-    for warning in report.warnings:
-        _err(f"warning: {warning}")
-    record = backend.submit(spec, spec_uri, source_blend=str(blend))
-    _records(args).save(record)
-    print(
-        f"Submitted {record.submission_id} ({args.backend}): {record.frames_total} frame(s) in "
-        f"{record.slice_count} chunk(s); uploaded {report.files_uploaded} file(s), "
-        f"{_size(report.bytes_uploaded)} of {_size(report.bytes_total)}."
-    )
-    print(f"Follow it with: aws-batch-render status {record.submission_id} --watch")
-    if args.watch:
-        return _watch(backend, record, _records(args), interval=max(0.05, args.interval), out=sys.stdout)
-    return 0
-
-
-def _backend_for_submit(args: argparse.Namespace, settings: AwsSettings) -> tuple[Any, str, AwsSettings]:
-    if args.backend == "local":
-        from ..core.local_backend import default_store_uri
-
-        cfg = {"concurrency": args.concurrency, "max_attempts": args.attempts}
-        return make_backend("local", **{k: v for k, v in cfg.items() if v}), args.store or default_store_uri(), settings
-    bucket, queue, gpu_queue = args.bucket, args.queue, args.gpu_queue
-    render_def, stitch_def, log_group = args.job_definition, args.stitch_job_definition, args.log_group
-    if args.stack:
-        from ..core.stack import read_stack_outputs
-
-        outputs = read_stack_outputs(args.stack, settings)
-        if not settings.region and outputs.region:
-            settings = AwsSettings(profile=settings.profile, region=outputs.region, endpoint_url=settings.endpoint_url)
-        bucket = bucket or outputs.bucket
-        queue = queue or outputs.job_queue
-        gpu_queue = gpu_queue or outputs.gpu_job_queue
-        render_def = render_def or outputs.render_job_definition
-        stitch_def = stitch_def or outputs.stitch_job_definition
-        log_group = log_group or outputs.log_group
-    if not bucket:
-        raise BackendConfigError("The AWS backend needs --bucket (or --stack NAME to read it from the stack).")
-    backend = make_backend(
-        "aws",
-        settings=settings,
-        job_queue=queue,
-        render_job_definition=render_def,
-        stitch_job_definition=stitch_def,
-        gpu_job_queue=gpu_queue,
-        log_group=log_group or "/aws/batch/job",
-        vcpus=args.vcpus,
-        memory_mib=args.memory,
-        timeout_seconds=args.timeout,
-        attempts=args.attempts,
-    )
-    # A disabled queue or a missing job definition fails now, not after the upload.
-    backend.check_resources(gpu_queue if args.device == "GPU" and gpu_queue else queue)
-    backend.preflight = False
-    return backend, f"s3://{bucket}/", settings
-
-
-class _SubmitProgress:
-    """Packing/upload progress on stderr: one rewritten line on a terminal, phases otherwise."""
-
-    def __init__(self, out: TextIO) -> None:
-        self.out = out
-        self.tty = out.isatty()
-        self.phase = ""
-        self.dirty = False
-
-    def __call__(self, p: Any) -> None:
-        if self.tty:
-            pct = f" {100 * p.done // p.total}%" if p.total else ""
-            text = f"{p.phase}{pct} {p.message}"[: _width() - 1]
-            self.out.write("\r" + text.ljust(_width() - 1))
-            self.out.flush()
-            self.dirty = True
-        elif p.phase != self.phase:
-            self.out.write(f"{p.phase}: {p.message}\n")
-            self.out.flush()
-        self.phase = p.phase
-
-    def close(self) -> None:
-        if self.dirty:
-            self.out.write("\n")
-            self.out.flush()
-
-
-# --- follow --------------------------------------------------------------------------------
+# --- commands ------------------------------------------------------------------------------
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    store = _records(args)
+    store = record_store(args)
     record = store.load(args.id)
     backend = backend_for_record(record)
     if args.watch:
-        return _watch(backend, record, store, interval=max(0.05, args.interval), out=sys.stdout, as_json=args.json)
-    status = _refresh(backend, record, store)
+        return watch(backend, record, store, interval=max(0.05, args.interval), out=sys.stdout, as_json=args.json)
+    status = refresh(backend, record, store)
     if args.json:
         print(json.dumps(status.to_dict(), indent=1, sort_keys=True))
     else:
@@ -305,74 +177,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
-def _refresh(backend: Any, record: SubmissionRecord, store: RecordStore) -> JobStatus:
-    status = backend.status(record)
-    record.last_status = status.to_dict()
-    store.save(record)
-    return status
-
-
-def _watch(
-    backend: Any, record: SubmissionRecord, store: RecordStore, *, interval: float, out: TextIO, as_json: bool = False
-) -> int:
-    """Refresh until the submission ends: a live bar on a terminal, a line per change otherwise."""
-    tty = out.isatty() and not as_json
-    last = ""
-    while True:
-        status = _refresh(backend, record, store)
-        if as_json:
-            line = json.dumps(status.to_dict(), sort_keys=True)
-        else:
-            line = progress_line(status, width=_width() if tty else 0)
-        if tty:
-            out.write("\r" + line.ljust(_width() - 1)[: _width() - 1])
-            out.flush()
-        elif line != last:
-            out.write(line + "\n")
-            out.flush()
-        last = line
-        if status.finished:
-            break
-        time.sleep(interval)
-    if tty:
-        out.write("\n")
-    if not as_json:
-        out.write(format_status(status) + "\n")
-    out.flush()
-    return 0 if status.state == "SUCCEEDED" else WATCH_NOT_SUCCEEDED
-
-
-def format_status(status: JobStatus) -> str:
-    lines = [
-        f"{status.submission_id} ({status.backend}): {status.state}",
-        f"  frames   {status.frames_done}/{status.frames_total} ({math.floor(100 * status.fraction)}%)",
-        "  chunks   " + (", ".join(f"{n} {s.lower()}" for s, n in sorted(status.chunk_counts.items())) or "-"),
-    ]
-    if status.stitch_state:
-        lines.append(f"  stitch   {status.stitch_state.lower()}")
-    lines.append(
-        f"  elapsed  {format_duration(status.elapsed_seconds)}   ETA {format_duration(status.eta_seconds)}"
-        + (f"   {status.seconds_per_frame:.1f} s/frame" if status.seconds_per_frame else "")
-    )
-    if status.vcpu_hours:
-        lines.append(f"  vCPU-h   {status.vcpu_hours:.2f} (approximate)")
-    if status.latest_frame is not None:
-        lines.append(f"  latest   frame {status.latest_frame}: {status.latest_frame_uri}")
-    if status.failed_slices:
-        shown = ", ".join(map(str, status.failed_slices[:20])) + (" …" if len(status.failed_slices) > 20 else "")
-        lines.append(
-            f"  failed   chunk(s) {shown}: 'aws-batch-render logs {status.submission_id}' shows why, "
-            f"'aws-batch-render retry {status.submission_id}' renders them again"
-        )
-    if status.video_uri:
-        lines.append(f"  video    {status.video_uri}")
-    if status.message:
-        lines.append(f"  note     {status.message}")
-    return "\n".join(lines)
-
-
 def cmd_cancel(args: argparse.Namespace) -> int:
-    store = _records(args)
+    store = record_store(args)
     record = store.load(args.id)
     backend_for_record(record).cancel(record)
     store.save(record)
@@ -384,7 +190,7 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 
 
 def cmd_retry(args: argparse.Namespace) -> int:
-    store = _records(args)
+    store = record_store(args)
     record = store.load(args.id)
     record = backend_for_record(record).retry_failed(record)
     store.save(record)
@@ -399,7 +205,7 @@ def cmd_retry(args: argparse.Namespace) -> int:
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
-    record = _records(args).load(args.id)
+    record = record_store(args).load(args.id)
     text = backend_for_record(record).logs(record, slice_index=args.slice, lines=args.lines)
     print(text)
     return 0
@@ -409,7 +215,7 @@ def cmd_download(args: argparse.Namespace) -> int:
     from ..core.download import download_submission
     from ..core.storage import open_store
 
-    record = _records(args).load(args.id)
+    record = record_store(args).load(args.id)
     s = record.settings or {}
     settings = AwsSettings(
         profile=s.get("profile", ""), region=s.get("region", ""), endpoint_url=s.get("endpoint_url", "")
@@ -421,7 +227,7 @@ def cmd_download(args: argparse.Namespace) -> int:
     want_video = not args.frames
     report = download_submission(spec, dest, frames=want_frames, video=want_video, store=store)
     print(
-        f"Downloaded {len(report.downloaded)} file(s) ({_size(report.bytes_downloaded)}) to {dest}; "
+        f"Downloaded {len(report.downloaded)} file(s) ({size_text(report.bytes_downloaded)}) to {dest}; "
         f"{len(report.skipped)} already there."
     )
     if report.video is not None:
@@ -435,7 +241,7 @@ def cmd_download(args: argparse.Namespace) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     blend = str(args.blend.expanduser().resolve()) if args.blend else None
-    rows = _records(args).list(source_blend=blend)
+    rows = record_store(args).list(source_blend=blend)
     if not rows:
         print("No submissions recorded yet ('aws-batch-render submit FILE.blend' starts one).")
         return 0
@@ -457,13 +263,3 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _size(n: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n} B"
-
-
-def _width() -> int:
-    return shutil.get_terminal_size((100, 24)).columns

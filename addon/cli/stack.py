@@ -13,8 +13,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..core import stack as core
-from ..core.aws import AwsSettings
+from ..core.aws import deploy, images, stack
+from ..core.aws.session import AwsSettings
 
 DEFAULT_STACK = "aws-batch-render"
 
@@ -77,7 +77,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--blender",
         default="5.2",
-        help=f"Blender line to build, one of {', '.join(core.BLENDER_VERSIONS)} (default 5.2); tags blender-X.Y",
+        help=f"Blender line to build, one of {', '.join(images.BLENDER_VERSIONS)} (default 5.2); tags blender-X.Y",
     )
     p.add_argument("--repository", metavar="URI", help="ECR repository URI (default: the stack's RepositoryUri)")
     p.add_argument("--context", type=Path, help="docker build context (default: the checkout's root)")
@@ -95,15 +95,15 @@ def _aws_args(p: argparse.ArgumentParser) -> None:
 
 
 def _settings(args: argparse.Namespace) -> AwsSettings:
-    return core.env_settings(args.profile, args.region, args.endpoint_url)
+    return stack.env_settings(args.profile, args.region, args.endpoint_url)
 
 
-def _print_event(event: core.StackEvent) -> None:
+def _print_event(event: deploy.StackEvent) -> None:
     reason = f"  {event.reason}" if event.reason else ""
     print(f"  {event.timestamp}  {event.status:<28} {event.resource_type:<36} {event.logical_id}{reason}", flush=True)
 
 
-def print_outputs(outputs: core.StackOutputs) -> None:
+def print_outputs(outputs: stack.StackOutputs) -> None:
     width = max(len(key) for key, _ in _OUTPUT_ROWS)
     for key, name in _OUTPUT_ROWS:
         value = getattr(outputs, name) or "-"
@@ -113,20 +113,20 @@ def print_outputs(outputs: core.StackOutputs) -> None:
 
 def cmd_deploy(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    params = core.parse_parameters(args.param)
+    params = deploy.parse_parameters(args.param)
     if args.gpu:
         params["EnableGpu"] = "true"
     if bool(args.vpc) != bool(args.subnets):
-        raise core.StackError("--vpc and --subnets go together: the subnets must be in that VPC.")
+        raise stack.StackError("--vpc and --subnets go together: the subnets must be in that VPC.")
     if args.vpc:
         params["VpcId"] = args.vpc
     if args.subnets:
         params["SubnetIds"] = args.subnets
     if args.blender:
         params["BlenderVersion"] = args.blender
-    body = core.load_template(args.template)
+    body = deploy.load_template(args.template)
     print(f"Deploying stack {args.stack} …", flush=True)
-    result = core.deploy_stack(args.stack, settings, body, params, on_event=_print_event, poll_seconds=args.poll)
+    result = deploy.deploy_stack(args.stack, settings, body, params, on_event=_print_event, poll_seconds=args.poll)
     for change in result.changes:
         print(f"  change: {change}")
     if result.action == "unchanged":
@@ -141,7 +141,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 
 
 def _confirm(stack_name: str, assume_yes: bool):
-    def confirm(contents: core.BucketContents) -> bool:
+    def confirm(contents: deploy.BucketContents) -> bool:
         amount = f"{contents.objects}{'+' if contents.more else ''}"
         print(f"Bucket {contents.bucket} holds {amount} objects (inputs, frames, videos).")
         if assume_yes:
@@ -162,7 +162,7 @@ def _confirm(stack_name: str, assume_yes: bool):
 def cmd_destroy(args: argparse.Namespace) -> int:
     settings = _settings(args)
     print(f"Deleting stack {args.stack} …", flush=True)
-    result = core.destroy_stack(
+    result = deploy.destroy_stack(
         args.stack,
         settings,
         force=args.force,
@@ -178,16 +178,16 @@ def cmd_destroy(args: argparse.Namespace) -> int:
 
 def cmd_publish_image(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    repository = args.repository or core.read_stack_outputs(args.stack, settings).repository_uri
-    plan = core.plan_publish(repository, args.blender, args.context, args.dockerfile, args.platform)
+    repository = args.repository or stack.read_stack_outputs(args.stack, settings).repository_uri
+    plan = images.plan_publish(repository, args.blender, args.context, args.dockerfile, args.platform)
     if args.dry_run:
         print("Would run:")
-        print("  " + " ".join(core.docker_login_argv(plan.registry)) + "   (password from ecr:GetAuthorizationToken)")
+        print("  " + " ".join(images.docker_login_argv(plan.registry)) + "   (password from ecr:GetAuthorizationToken)")
         print("  " + " ".join(plan.build))
         for argv in plan.pushes:
             print("  " + " ".join(argv))
         return 0
-    digests = core.publish_image(plan, settings, on_step=lambda msg: print(f"• {msg}", flush=True))
+    digests = images.publish_image(plan, settings, on_step=lambda msg: print(f"• {msg}", flush=True))
     print("Pushed:")
     for ref in plan.tags:
         print(f"  {ref}")

@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .aws import AwsSettings
+from .aws.session import AwsSettings
 from .errors import AwsBatchRenderError, ObjectNotFoundError
 from .jobspec import JobSpec, frame_from_name
 from .storage import Store, open_store

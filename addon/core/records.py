@@ -12,7 +12,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from .backend import SubmissionRecord
+from .backends.base import SubmissionRecord
 from .errors import AwsBatchRenderError
 
 log = logging.getLogger(__name__)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .aws import AwsSettings, client
+from .aws.session import AwsSettings, client
 from .errors import ObjectNotFoundError, StorageError, StorageURIError
 
 log = logging.getLogger(__name__)

@@ -7,43 +7,18 @@ turns them into one :class:`JobStatus`.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .jobspec import frame_from_name
+from ..progress import SliceProgress
 
 # AWS Batch job states, in pipeline order; the local backend uses the same words.
 PENDING_STATES = ("SUBMITTED", "PENDING", "RUNNABLE")
 ACTIVE_STATES = ("STARTING", "RUNNING")
 DONE_STATES = ("SUCCEEDED", "FAILED", "CANCELLED")
 ALL_STATES = PENDING_STATES + ACTIVE_STATES + DONE_STATES
-
-
-@dataclass
-class SliceProgress:
-    """What a worker writes per slice (``progress/slice-NNNNN.json``) as it goes."""
-
-    index: int
-    frames_total: int
-    frames_done: int
-    seconds_per_frame: float | None = None  # mean render time of frames rendered so far
-    attempt: int = 1
-    state: str = "RUNNING"  # RUNNING, SUCCEEDED or FAILED
-    updated_at: float = 0.0  # unix time
-    started_at: float = 0.0
-    message: str = ""
-
-    def to_json(self) -> bytes:
-        return json.dumps(asdict(self), sort_keys=True).encode()
-
-    @classmethod
-    def from_json(cls, data: bytes | str) -> SliceProgress:
-        raw = json.loads(data)
-        known = {k: raw[k] for k in cls.__dataclass_fields__ if k in raw}
-        return cls(**known)
 
 
 @dataclass
@@ -77,18 +52,6 @@ class JobStatus:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def frames_done_from_listing(uris: Iterable[str], expected: Iterable[int]) -> tuple[set[int], int | None, str]:
-    """Frames of ``expected`` present in a listing, the latest of them, and its URI."""
-    wanted = set(expected)
-    found: dict[int, str] = {}
-    for uri in uris:
-        frame = frame_from_name(uri)
-        if frame is not None and frame in wanted:
-            found[frame] = uri
-    latest = max(found) if found else None
-    return set(found), latest, found.get(latest, "") if latest is not None else ""
 
 
 def estimate_eta(

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .aws import AwsSettings
-from .backend import Backend, SubmissionRecord
-from .errors import AwsBatchRenderError
+from ..aws.session import AwsSettings
+from ..errors import AwsBatchRenderError
+from .base import Backend, SubmissionRecord
 
 BACKENDS = ("aws", "local")
 
@@ -31,7 +31,7 @@ def make_backend(name: str, **cfg: Any) -> Backend:
     For "aws", ``settings`` may be replaced by ``profile``/``region``/``endpoint_url``.
     """
     if name == "aws":
-        from .aws_batch import AwsBatchBackend
+        from .aws_batch.backend import AwsBatchBackend
 
         settings = cfg.pop("settings", None) or AwsSettings(
             profile=cfg.pop("profile", "") or "",
@@ -60,7 +60,7 @@ def make_backend(name: str, **cfg: Any) -> Backend:
             **cfg,
         )
     if name == "local":
-        from .local_backend import LocalBackend
+        from .local.backend import LocalBackend
 
         return LocalBackend(**{k: v for k, v in cfg.items() if k in ("concurrency", "max_attempts", "worker_env")})
     raise BackendConfigError(f"Unknown backend {name!r}: choose one of {', '.join(BACKENDS)}.")

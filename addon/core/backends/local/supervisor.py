@@ -1,6 +1,6 @@
-"""The detached supervisor of a local submission: ``python -m addon.core.local_supervisor DIR``.
+"""The detached supervisor of a local submission: ``python -m addon.core.backends.local.supervisor DIR``.
 
-Started by :class:`local_backend.LocalBackend` in its own session, it outlives the CLI
+Started by :class:`.backend.LocalBackend` in its own session, it outlives the CLI
 or Blender that started it. It runs the render slices as worker processes (each in its
 own process group, at most ``concurrency`` at once), retries a slice that fails with
 anything but the worker's content-error code (the worker resumes: only missing frames
@@ -19,10 +19,11 @@ import sys
 import time
 from pathlib import Path
 
-from . import exitcodes
-from .jobspec import JobSpec
-from .local_backend import TaskState, process_env, read_state, write_state
-from .storage import FileStore
+from ... import exitcodes
+from ...jobspec import JobSpec
+from ...storage import FileStore
+from .processes import process_env
+from .state import TaskState, read_state, write_state
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     if len(argv) != 1:
-        print("usage: python -m addon.core.local_supervisor STATE_DIR", file=sys.stderr)
+        print("usage: python -m addon.core.backends.local.supervisor STATE_DIR", file=sys.stderr)
         return 2
     return Supervisor(Path(argv[0])).run()
 

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from .errors import AwsBatchRenderError, ObjectNotFoundError
+from ..errors import AwsBatchRenderError, ObjectNotFoundError
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
-from .jobspec import JobSpec
+from ..jobspec import JobSpec
 from .status import JobStatus
 
 

@@ -18,12 +18,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .errors import AwsBatchRenderError
+from ..errors import AwsBatchRenderError
 from .scene import SceneSnapshot
 
 log = logging.getLogger(__name__)
 
-SNAPSHOT_SCRIPT = Path(__file__).resolve().parent.parent / "blender" / "snapshot.py"
+SNAPSHOT_SCRIPT = Path(__file__).resolve().parents[2] / "blender" / "snapshot.py"
 MARKER = "ABR_SNAPSHOT_JSON:"  # the same text as addon/blender/snapshot.py's MARKER
 
 

@@ -1,7 +1,7 @@
 """The local backend: the same job graph as on AWS Batch, on this computer.
 
 Storage is a folder (``file://``). :meth:`LocalBackend.submit` starts a *detached*
-supervisor process (:mod:`local_supervisor`, its own session) that runs the render
+supervisor process (:mod:`.supervisor`, its own session) that runs the render
 slices as parallel ``python -m worker render`` processes with the same contract as on
 Batch (``JOB_SPEC_URI``, ``AWS_BATCH_JOB_ARRAY_INDEX``, ``AWS_BATCH_JOB_ATTEMPT``),
 retries failed slices, then runs ``python -m worker stitch``. The supervisor keeps its
@@ -13,187 +13,32 @@ Nothing here touches bpy; status reads are cheap file reads and one folder listi
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
-from .backend import SubmissionRecord
-from .errors import AwsBatchRenderError
-from .jobspec import JobSpec
-from .status import JobStatus, SliceProgress, frames_done_from_listing, summarize
-from .storage import FileStore, parse_uri, path_to_uri
+from ...jobspec import JobSpec
+from ...progress import SliceProgress, frames_done_from_listing
+from ...storage import FileStore
+from ..base import SubmissionRecord
+from ..status import JobStatus, summarize
+from .processes import pid_alive, process_env, reap_later, runs, signal_group, supervisor_pid
+from .state import (
+    PID_FILE,
+    LocalBackendError,
+    SupervisorState,
+    TaskState,
+    default_concurrency,
+    read_state,
+    state_dir_for,
+    write_state,
+)
 
 log = logging.getLogger(__name__)
-
-STATE_FILE = "state.json"
-PID_FILE = "supervisor.pid"
-
-
-class LocalBackendError(AwsBatchRenderError):
-    exit_code = 7
-
-
-def default_store_uri() -> str:
-    """``file://`` root of the local backend's store (inputs and submissions)."""
-    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
-    return path_to_uri(Path(base) / "aws-batch-render" / "local-store", directory=True)
-
-
-def default_concurrency(threads_per_slice: int) -> int:
-    """Slices at once: this computer's cores divided by the threads each slice uses."""
-    cores = os.cpu_count() or 1
-    return max(1, cores // max(1, threads_per_slice or cores))
-
-
-@dataclass
-class TaskState:
-    """One render slice (or the stitch) as the supervisor sees it."""
-
-    index: int
-    state: str = "PENDING"  # PENDING, RUNNING, SUCCEEDED, FAILED, CANCELLED
-    attempts: int = 0
-    pid: int = 0
-    exit_code: int | None = None
-    started_at: float = 0.0
-    stopped_at: float = 0.0
-    log: str = ""  # log file of the latest attempt
-
-
-@dataclass
-class SupervisorState:
-    submission_id: str
-    spec_uri: str
-    concurrency: int
-    max_attempts: int
-    state: str = "SUBMITTED"  # SUBMITTED, RUNNING, SUCCEEDED, FAILED, CANCELLED
-    started_at: float = 0.0
-    stopped_at: float = 0.0
-    slices: list[TaskState] = field(default_factory=list)
-    stitch: TaskState | None = None
-    message: str = ""
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=1)
-
-    @classmethod
-    def from_json(cls, text: str) -> SupervisorState:
-        raw = json.loads(text)
-        raw["slices"] = [TaskState(**s) for s in raw.get("slices", [])]
-        raw["stitch"] = TaskState(**raw["stitch"]) if raw.get("stitch") else None
-        return cls(**raw)
-
-
-def state_dir_for(spec_uri: str) -> Path:
-    parsed = parse_uri(spec_uri)
-    if parsed.scheme != "file":
-        raise LocalBackendError(
-            f"The local backend renders from a folder on this computer, but the spec is at {spec_uri}; "
-            "submit with a file:// store (the default for --backend local)."
-        )
-    return parsed.path.parent / "local"
-
-
-def read_state(state_dir: Path) -> SupervisorState:
-    path = Path(state_dir) / STATE_FILE
-    try:
-        return SupervisorState.from_json(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise LocalBackendError(
-            f"No local render state at {path}: the submission folder was moved or deleted."
-        ) from None
-
-
-def supervisor_pid(state_dir: Path) -> int:
-    """The live supervisor of ``state_dir``, or 0. A recorded pid that now belongs to some
-    other process (pids are reused) is not ours: never signal it, never wait on it."""
-    try:
-        pid = int((Path(state_dir) / PID_FILE).read_text(encoding="utf-8").strip() or 0)
-    except (OSError, ValueError):
-        return 0
-    return pid if runs(pid, "local_supervisor", str(state_dir)) else 0
-
-
-def runs(pid: int, *needles: str) -> bool:
-    """Whether ``pid`` is alive and its command line holds every needle (where /proc
-    exists; elsewhere only whether it is alive)."""
-    if not pid_alive(pid):
-        return False
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except FileNotFoundError:
-        return not Path("/proc/self").exists()
-    except OSError:
-        return True
-    return all(n in cmdline for n in needles)
-
-
-def write_state(state_dir: Path, state: SupervisorState) -> None:
-    FileStore().put_bytes(state.to_json().encode(), path_to_uri(Path(state_dir) / STATE_FILE))
-
-
-def import_root() -> Path:
-    """A folder from which ``addon`` and ``worker`` import in a child Python.
-
-    In a source checkout or a pip install that is the folder holding both packages. In an
-    installed Blender extension the package is named ``aws_batch_render`` and carries the
-    worker inside it (build_addon.py puts it there), so a small folder of symlinks exposes
-    them under the names the worker and the supervisor import.
-    """
-    package = Path(__file__).resolve().parents[1]
-    if package.name == "addon" and (package.parent / "worker").is_dir():
-        return package.parent
-    bundled_worker = package / "worker"
-    if not bundled_worker.is_dir():
-        raise LocalBackendError(
-            f"The worker is not installed next to {package}: reinstall the add-on from a zip built by "
-            "build_addon.py, or use a source checkout."
-        )
-    digest = hashlib.sha256(str(package).encode()).hexdigest()[:12]
-    root = Path(tempfile.gettempdir()) / f"aws-batch-render-{os.getuid()}-{digest}"
-    root.mkdir(mode=0o700, parents=True, exist_ok=True)
-    for name, target in (("addon", package), ("worker", bundled_worker)):
-        link = root / name
-        if not (link.is_symlink() and link.resolve() == target):
-            tmp_link = root / f".{name}-{os.getpid()}"
-            tmp_link.unlink(missing_ok=True)
-            tmp_link.symlink_to(target, target_is_directory=True)
-            os.replace(tmp_link, link)
-    return root
-
-
-def process_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """Environment for the supervisor and workers: ``addon`` and ``worker`` must import there."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(import_root()), env.get("PYTHONPATH", "")) if p)
-    env.setdefault("PYTHONUNBUFFERED", "1")
-    env.update(extra or {})
-    return env
-
-
-def pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie child of ours counts as gone.
-    try:
-        with open(f"/proc/{pid}/stat", encoding="utf-8") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return True
 
 
 class LocalBackend:
@@ -321,17 +166,17 @@ class LocalBackend:
         state_dir = Path(record.jobs["state_dir"])
         pid = supervisor_pid(state_dir)  # 0 unless alive and ours
         if pid:
-            _signal_group(pid, signal.SIGTERM)
+            signal_group(pid, signal.SIGTERM)
             deadline = time.monotonic() + timeout
             while pid_alive(pid) and time.monotonic() < deadline:
                 time.sleep(0.1)
             if pid_alive(pid):
-                _signal_group(pid, signal.SIGKILL)
+                signal_group(pid, signal.SIGKILL)
         # Whatever the supervisor managed, make sure no worker is left behind.
         state = read_state(state_dir)
         for task in [*state.slices, *([state.stitch] if state.stitch else [])]:
             if task.pid and runs(task.pid, "worker"):
-                _signal_group(task.pid, signal.SIGKILL)
+                signal_group(task.pid, signal.SIGKILL)
             if task.state in ("PENDING", "RUNNING"):
                 task.state = "CANCELLED"
         if state.state not in ("SUCCEEDED", "FAILED"):
@@ -389,7 +234,7 @@ class LocalBackend:
         log_path = state_dir / "supervisor.log"
         with open(log_path, "ab") as log_fh:
             proc = subprocess.Popen(
-                [self.python, "-m", "addon.core.local_supervisor", str(state_dir)],
+                [self.python, "-m", "addon.core.backends.local.supervisor", str(state_dir)],
                 stdin=subprocess.DEVNULL,
                 stdout=log_fh,
                 stderr=subprocess.STDOUT,
@@ -399,7 +244,7 @@ class LocalBackend:
             )
         # The supervisor owns state.json; its pid goes beside it, so status never sees pid 0.
         (state_dir / PID_FILE).write_text(str(proc.pid), encoding="utf-8")
-        _reap_later(proc)
+        reap_later(proc)
         return proc.pid
 
 
@@ -415,18 +260,3 @@ def wait(backend: LocalBackend, record: SubmissionRecord, timeout: float = 600.0
         time.sleep(poll)
 
 
-def _signal_group(pid: int, sig: int) -> None:
-    try:
-        os.killpg(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        try:
-            os.kill(pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
-
-
-def _reap_later(proc: subprocess.Popen[Any]) -> None:
-    """Collect the supervisor's exit status when it ends, so it never lingers as a zombie."""
-    import threading
-
-    threading.Thread(target=proc.wait, name="abr-reap-supervisor", daemon=True).start()

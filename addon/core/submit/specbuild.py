@@ -12,10 +12,9 @@ import secrets
 from datetime import UTC, datetime
 from fractions import Fraction
 from pathlib import PurePosixPath
-from typing import TYPE_CHECKING
 
-from .frames import chunk_frames, frame_range, parse_frames
-from .jobspec import (
+from ..frames import chunk_frames, frame_range, parse_frames
+from ..jobspec import (
     AudioTrack,
     InputManifest,
     JobSpec,
@@ -23,11 +22,9 @@ from .jobspec import (
     RenderSettings,
     VideoSettings,
 )
+from ..storage import join_uri
+from .options import SubmitOptions
 from .scene import SceneSnapshot
-from .storage import join_uri
-
-if TYPE_CHECKING:  # submit.py imports this module; avoid the cycle at run time
-    from .submit import SubmitOptions
 
 #: Blender's FFmpeg codec enum -> the spec's codec
 CODECS = {"H264": "h264", "H265": "h265", "HEVC": "h265", "PRORES": "prores", "WEBM": "vp9", "AV1": "av1"}

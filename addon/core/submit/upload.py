@@ -23,8 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import ObjectNotFoundError
-from .storage import S3Store, Store, join_uri
+from ..errors import ObjectNotFoundError
+from ..storage import S3Store, Store, join_uri
+from .options import SubmissionCancelled
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +101,6 @@ def upload_inputs(
     Raises ``SubmissionCancelled`` when ``cancel`` is set (uploads in flight are
     abandoned, no partial object remains) and ``StorageError`` when a transfer fails.
     """
-    from .submit import SubmissionCancelled  # submit imports us
 
     if not inputs_uri.endswith("/"):
         inputs_uri += "/"
@@ -151,7 +151,7 @@ def _upload_s3(
     from boto3.s3.transfer import create_transfer_manager
     from s3transfer.subscribers import BaseSubscriber
 
-    from .storage import parse_uri, translate_s3_error
+    from ..storage import parse_uri, translate_s3_error
 
     futures: list[tuple[str, Any]] = []
     lock = threading.Lock()

@@ -1,0 +1,3 @@
+"""AWS plumbing shared by the backends and the CLI: sessions and settings (:mod:`.session`),
+error translation (:mod:`.errors`), the CloudFormation stack (:mod:`.stack`,
+:mod:`.deploy`) and publishing the worker image (:mod:`.images`)."""

@@ -1,0 +1,266 @@
+"""Publishing the worker image to the stack's ECR repository.
+
+Pure argv lists (:func:`docker_build_argv` and friends) decided up front in a
+:class:`PublishPlan`, then run with :mod:`subprocess`; secrets (the ECR password) go
+through stdin, never through argv. No bpy here; boto3 is imported lazily.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import re
+import shutil
+import subprocess
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import AwsBatchRenderError
+from .session import AwsSettings, client
+from .stack import REPO_ROOT, aws_step
+
+log = logging.getLogger(__name__)
+
+
+#: Blender lines the worker image is published for (image tag blender-X.Y)
+BLENDER_VERSIONS = ("5.2", "4.5")
+
+
+#: the Dockerfile pins one base stage per full bpy version: "AS python-for-bpy-5.2.3"
+_DOCKER_STAGE = re.compile(r"\bAS\s+python-for-bpy-(\d+\.\d+\.\d+)\b", re.IGNORECASE)
+
+
+class DockerUnavailableError(AwsBatchRenderError):
+    """The docker command or its engine is missing."""
+
+    exit_code = 5
+
+
+class ImagePublishError(AwsBatchRenderError):
+    """Building, tagging or pushing the worker image failed."""
+
+    exit_code = 9
+
+
+@dataclass
+class PublishPlan:
+    """Everything publish-image will run, decided before anything runs."""
+
+    repository_uri: str
+    registry: str  # host part of the repository URI, what docker logs in to
+    blender_version: str
+    content_hash: str
+    tags: list[str]  # full image references: repo:blender-5.2, repo:blender-5.2-<hash>
+    build: list[str]  # argv
+    pushes: list[list[str]]  # argv per tag
+    context: Path
+    dockerfile: Path
+
+
+def image_tags(blender_version: str, content_hash: str) -> list[str]:
+    """The tags one publish pushes: the moving ``blender-X.Y`` and a content-addressed one."""
+    return [f"blender-{blender_version}", f"blender-{blender_version}-{content_hash[:12]}"]
+
+
+#: what the image is built from; a change anywhere here gives a new content tag
+#: (the files the Dockerfile copies, as its .dockerignore lets through)
+HASHED_PATHS = ("Dockerfile", ".dockerignore", "pyproject.toml", "requirements/runtime.txt", "addon", "worker")
+
+
+def context_hash(context: Path, blender_version: str, paths: Iterable[str] = HASHED_PATHS) -> str:
+    """sha256 over the build inputs (file names and bytes, sorted) and the Blender version."""
+    digest = hashlib.sha256(f"BLENDER_VERSION={blender_version}\n".encode())
+    for path in sorted(_hashed_files(context, paths)):
+        digest.update(path.relative_to(context).as_posix().encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def docker_build_argv(
+    dockerfile: Path, context: Path, blender_version: str, tags: Iterable[str], platform: str = "linux/amd64"
+) -> list[str]:
+    argv = ["docker", "build", "--file", str(dockerfile), "--build-arg", f"BLENDER_VERSION={blender_version}"]
+    if platform:
+        # Batch runs x86_64 instances: an image built on an ARM laptop would not start there.
+        argv += ["--platform", platform]
+    for tag in tags:
+        argv += ["--tag", tag]
+    return [*argv, str(context)]
+
+
+def docker_login_argv(registry: str, username: str = "AWS") -> list[str]:
+    """``docker login``; the password goes to stdin so it never shows in a process list."""
+    return ["docker", "login", "--username", username, "--password-stdin", registry]
+
+
+def docker_push_argv(image: str) -> list[str]:
+    return ["docker", "push", image]
+
+
+def build_version(blender: str, dockerfile_text: str) -> str:
+    """The full ``BLENDER_VERSION`` build argument for ``blender`` ("5.2" or "5.2.3").
+
+    The Dockerfile names one base stage per pinned bpy version; "5.2" picks the 5.2.x
+    stage. A Dockerfile without such stages takes the version as given.
+    """
+    pinned = _DOCKER_STAGE.findall(dockerfile_text)
+    if not pinned:
+        return blender
+    matches = [v for v in pinned if v == blender or v.rsplit(".", 1)[0] == blender]
+    if not matches:
+        lines = sorted({v.rsplit(".", 1)[0] for v in pinned})
+        raise ImagePublishError(
+            f"The Dockerfile has no Blender {blender} stage: publish one of {', '.join(lines)} (e.g. --blender 5.2)."
+        )
+    return sorted(matches, key=lambda v: [int(p) for p in v.split(".")])[-1]
+
+
+def plan_publish(
+    repository_uri: str,
+    blender_version: str,
+    context: Path | None = None,
+    dockerfile: Path | None = None,
+    platform: str = "linux/amd64",
+) -> PublishPlan:
+    """Decide tags and commands (pure apart from reading the build context)."""
+    if not re.match(r"^\d+\.\d+(\.\d+)?$", blender_version or ""):
+        raise ImagePublishError(f"Blender version {blender_version!r} is not X.Y (e.g. 5.2) or X.Y.Z.")
+    context = Path(context) if context else REPO_ROOT
+    dockerfile = Path(dockerfile) if dockerfile else context / "Dockerfile"
+    if not dockerfile.is_file():
+        raise ImagePublishError(f"No Dockerfile at {dockerfile}: run from the aws-batch-render checkout.")
+    if "/" not in repository_uri or ".dkr.ecr." not in repository_uri.split("/", 1)[0]:
+        raise ImagePublishError(
+            f"{repository_uri!r} is not an ECR repository URI (ACCOUNT.dkr.ecr.REGION.amazonaws.com/NAME)."
+        )
+    full = build_version(blender_version, dockerfile.read_text(encoding="utf-8"))
+    line = ".".join(full.split(".")[:2])  # the tag the job definitions use: blender-X.Y
+    digest = context_hash(context, full)
+    refs = [f"{repository_uri}:{tag}" for tag in image_tags(line, digest)]
+    return PublishPlan(
+        repository_uri=repository_uri,
+        registry=repository_uri.split("/", 1)[0],
+        blender_version=full,
+        content_hash=digest,
+        tags=refs,
+        build=docker_build_argv(dockerfile, context, full, refs, platform),
+        pushes=[docker_push_argv(ref) for ref in refs],
+        context=context,
+        dockerfile=dockerfile,
+    )
+
+
+@dataclass
+class EcrLogin:
+    registry: str  # host, without https://
+    username: str
+    password: str = field(repr=False)
+
+
+def ecr_login(settings: AwsSettings, registry: str = "") -> EcrLogin:
+    """Docker credentials for the account's registry, from ``ecr:GetAuthorizationToken``."""
+    ecr = client("ecr", settings)
+    kwargs: dict[str, Any] = {}
+    if registry:
+        kwargs["registryIds"] = [registry.split(".", 1)[0]]
+    with aws_step("get an ECR login (ecr:GetAuthorizationToken)"):
+        data = ecr.get_authorization_token(**kwargs)["authorizationData"][0]
+    username, _, password = base64.b64decode(data["authorizationToken"]).decode().partition(":")
+    endpoint = re.sub(r"^https?://", "", data.get("proxyEndpoint", "")).rstrip("/")
+    return EcrLogin(registry=registry or endpoint, username=username, password=password)
+
+
+def check_docker(runner: Callable[..., subprocess.CompletedProcess] = subprocess.run) -> str:
+    """The docker engine's version; raises :class:`DockerUnavailableError` saying what is missing."""
+    if shutil.which("docker") is None:
+        raise DockerUnavailableError(
+            "Docker is needed to build the worker image and was not found: install Docker "
+            "(https://docs.docker.com/get-docker/), start it, then run publish-image again."
+        )
+    try:
+        proc = runner(
+            ["docker", "info", "--format", "{{.ServerVersion}}"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise DockerUnavailableError(f"Docker is needed to build the worker image but did not answer: {exc}.") from exc
+    text = (proc.stdout or "") + (proc.stderr or "")
+    if proc.returncode != 0 or not proc.stdout.strip():
+        if "Cannot connect to the Docker daemon" in text or "daemon running" in text:
+            raise DockerUnavailableError(
+                "Docker is needed to build the worker image: the docker command is installed but its "
+                "engine is not running (Cannot connect to the Docker daemon). Start Docker Desktop or "
+                "the docker service, then run publish-image again."
+            )
+        raise DockerUnavailableError(
+            f"Docker is needed to build the worker image, and `docker info` failed: {text.strip()[:300]}"
+        )
+    return proc.stdout.strip()
+
+
+def publish_image(
+    plan: PublishPlan,
+    settings: AwsSettings,
+    runner: Callable[..., subprocess.CompletedProcess] = subprocess.run,
+    on_step: Callable[[str], None] | None = None,
+) -> list[str]:
+    """Log in to ECR, build, push every tag; returns the image digests ECR reports."""
+    step = on_step or (lambda _msg: None)
+    check_docker(runner)
+    login = ecr_login(settings, plan.registry)
+    step(f"logging in to {plan.registry}")
+    _run(runner, docker_login_argv(plan.registry, login.username), "docker login", stdin=login.password)
+    step(f"building {plan.tags[0]} (Blender {plan.blender_version}) - this takes several minutes")
+    _run(runner, plan.build, "docker build", stream=True)
+    for argv in plan.pushes:
+        step(f"pushing {argv[-1]}")
+        _run(runner, argv, "docker push", stream=True)
+    return pushed_digests(plan, settings)
+
+
+def pushed_digests(plan: PublishPlan, settings: AwsSettings) -> list[str]:
+    """What ECR holds under the plan's tags (checks the push really landed)."""
+    name = plan.repository_uri.split("/", 1)[1]
+    tags = [ref.rsplit(":", 1)[1] for ref in plan.tags]
+    ecr = client("ecr", settings)
+    with aws_step(f"check the pushed image in {name}"):
+        found = ecr.describe_images(repositoryName=name, imageIds=[{"imageTag": t} for t in tags])
+    return sorted({d["imageDigest"] for d in found.get("imageDetails", [])})
+
+
+def _hashed_files(context: Path, paths: Iterable[str]) -> Iterator[Path]:
+    for rel in paths:
+        path = context / rel
+        if path.is_file():
+            yield path
+        elif path.is_dir():
+            for sub in path.rglob("*"):
+                if sub.is_file() and "__pycache__" not in sub.parts and sub.suffix != ".pyc":
+                    yield sub
+
+
+def _run(
+    runner: Callable[..., subprocess.CompletedProcess],
+    argv: list[str],
+    what: str,
+    stdin: str | None = None,
+    stream: bool = False,
+) -> None:
+    log.info("running %s", " ".join(argv))
+    kwargs: dict[str, Any] = {"text": True}
+    if stdin is not None:
+        kwargs["input"] = stdin
+    if not stream:  # build and push stream their output to the terminal
+        kwargs["capture_output"] = True
+    try:
+        proc = runner(argv, **kwargs)
+    except OSError as exc:
+        raise DockerUnavailableError(f"{what} could not start: {exc}. Docker is needed to publish the image.") from exc
+    if proc.returncode != 0:
+        detail = ((proc.stderr or "") + (proc.stdout or "")).strip()[-500:] if not stream else "see above"
+        raise ImagePublishError(f"{what} failed with exit status {proc.returncode}: {detail}")

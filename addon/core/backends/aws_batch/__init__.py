@@ -1,0 +1,1 @@
+"""The AWS Batch backend, one module per job: see :mod:`.backend`."""
