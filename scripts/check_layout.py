@@ -189,7 +189,7 @@ def readme_folders(readme: Path) -> list[str]:
         if not token.endswith("/"):
             continue
         depth = (len(line) - len(stripped)) // 2
-        parents = parents[:depth] + [token.rstrip("/")]
+        parents = [*parents[:depth], token.rstrip("/")]
         folders.append("/".join(parents))
     return folders
 

@@ -1,6 +1,6 @@
 """The progress record a worker writes per slice as it renders, and what counts as a
 rendered frame in an output listing: read by both backends' status and by the worker's
-resume. Part of the contract between the add-on and the worker, like :mod:`jobspec`.
+resume. Part of the contract between the add-on and the worker, like :mod:`.jobspec`.
 """
 
 from __future__ import annotations

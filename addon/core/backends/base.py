@@ -1,7 +1,7 @@
 """What every backend (AWS Batch, this computer) offers, and the record of a submission.
 
 A :class:`SubmissionRecord` is what the add-on and the CLI keep on disk to follow a
-submission later (see :mod:`records`); it holds ids and locations, never secrets.
+submission later (see :mod:`..records`); it holds ids and locations, never secrets.
 """
 
 from __future__ import annotations

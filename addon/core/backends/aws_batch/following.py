@@ -67,7 +67,6 @@ def seconds_per_frame_records(
 class Follower(BatchJobs):
     """Reads where a submission stands, in a constant number of AWS calls per refresh."""
 
-    # --- status ------------------------------------------------------------------
     def status(self, record: SubmissionRecord) -> JobStatus:
         spec = self.spec_for(record)
         entries = self._entries(record)
@@ -137,7 +136,9 @@ class Follower(BatchJobs):
             self._frame_to_slice[record.submission_id] = f2s
         return f2s
 
-    def _read_progress(self, record: SubmissionRecord, spec: JobSpec, entries: list[RenderJob], slice_index: int) -> None:
+    def _read_progress(
+        self, record: SubmissionRecord, spec: JobSpec, entries: list[RenderJob], slice_index: int
+    ) -> None:
         """Read the progress record of one slice (named by its submission-wide number, also
         when a retry job rendered it: see JobSpec.original_slice)."""
         uri = spec.progress_record_uri(slice_index)

@@ -21,7 +21,6 @@ log = logging.getLogger(__name__)
 class Submitter(BatchJobs):
     """Starts a submission's jobs on AWS Batch."""
 
-    # --- submit ------------------------------------------------------------------
     def submit(self, spec: JobSpec, spec_uri: str, source_blend: str = "") -> SubmissionRecord:
         queue, gpus = self._queue_for(spec)
         if self.preflight:
