@@ -9,7 +9,7 @@ import json
 import pytest
 
 from addon.cli import main
-from addon.core.aws import deploy, stack
+from addon.core.aws import deploy, destroy, stack, stack_events
 from addon.core.aws.session import client
 
 STACK = "abr-test"
@@ -35,7 +35,7 @@ def vpc_params(aws_settings) -> dict[str, str]:
 
 
 def test_stack_creates_and_outputs_are_read(aws_settings):
-    events: list[deploy.StackEvent] = []
+    events: list[stack_events.StackEvent] = []
     result = deploy.deploy_stack(STACK, aws_settings, on_event=_events(events), poll_seconds=0)
     assert result.action == "created"
     out = result.outputs
@@ -152,7 +152,7 @@ def test_deploy_unchanged_is_a_no_op_and_keeps_parameters(aws_settings):
 
 def test_update_goes_through_a_change_set_and_later_deploys_keep_it(aws_settings, vpc_params):
     deploy.deploy_stack(STACK, aws_settings, parameters=vpc_params, poll_seconds=0)
-    events: list[deploy.StackEvent] = []
+    events: list[stack_events.StackEvent] = []
     updated = deploy.deploy_stack(
         STACK, aws_settings, parameters={"EnableGpu": "true"}, on_event=events.append, poll_seconds=0
     )
@@ -198,11 +198,11 @@ def test_destroy_refuses_non_empty_bucket_then_forces(aws_settings, vpc_params):
         s3.put_object(Bucket=out.bucket, Key=key, Body=b"x")
 
     with pytest.raises(stack.BucketNotEmptyError, match="--force") as refused:
-        deploy.destroy_stack(STACK, aws_settings, poll_seconds=0)
+        destroy.destroy_stack(STACK, aws_settings, poll_seconds=0)
     assert "3 objects" in str(refused.value)
     asked = []
     with pytest.raises(stack.BucketNotEmptyError, match="Not confirmed"):
-        deploy.destroy_stack(
+        destroy.destroy_stack(
             STACK, aws_settings, force=True, confirm=lambda c: asked.append(c) or False, poll_seconds=0
         )
     assert asked[0].objects == 3
@@ -210,11 +210,11 @@ def test_destroy_refuses_non_empty_bucket_then_forces(aws_settings, vpc_params):
     assert s3.list_objects_v2(Bucket=out.bucket)["KeyCount"] == 3
     assert stack.describe_stack(STACK, aws_settings) is not None
 
-    result = deploy.destroy_stack(STACK, aws_settings, force=True, confirm=lambda c: True, poll_seconds=0)
+    result = destroy.destroy_stack(STACK, aws_settings, force=True, confirm=lambda c: True, poll_seconds=0)
     assert result.objects_deleted == 3
     assert stack.describe_stack(STACK, aws_settings) is None
     with pytest.raises(stack.StackNotFoundError):
-        deploy.destroy_stack(STACK, aws_settings, poll_seconds=0)
+        destroy.destroy_stack(STACK, aws_settings, poll_seconds=0)
 
 
 def test_round_trip_deploy_unchanged_destroy_through_the_cli(aws, vpc_params, capsys):

@@ -10,7 +10,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from addon.core.aws import deploy, stack
+from addon.core.aws import deploy, stack, stack_events
 from addon.core.aws.session import AwsSettings
 
 STACK_ID = "arn:aws:cloudformation:us-east-1:123456789012:stack/render/abc"
@@ -81,7 +81,7 @@ def test_update_that_rolls_back_names_this_deploys_first_failure(cfn):
         stub.add_response("describe_stack_events", {"StackEvents": [*reversed(new), old]})
         stub.add_response("describe_stacks", _stack("UPDATE_ROLLBACK_COMPLETE"))
         stub.add_response("describe_stack_events", {"StackEvents": [*reversed(new), old]})
-        events: list[deploy.StackEvent] = []
+        events: list[stack_events.StackEvent] = []
         with pytest.raises(stack.StackError) as failed:
             deploy.deploy_stack(
                 "render", AwsSettings(region="us-east-1"), "template", {}, on_event=events.append, poll_seconds=0

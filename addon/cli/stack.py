@@ -13,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..core.aws import deploy, images, stack
+from ..core.aws import deploy, destroy, images, stack, stack_events
 from ..core.aws.session import AwsSettings
 
 DEFAULT_STACK = "aws-batch-render"
@@ -98,7 +98,7 @@ def _settings(args: argparse.Namespace) -> AwsSettings:
     return stack.env_settings(args.profile, args.region, args.endpoint_url)
 
 
-def _print_event(event: deploy.StackEvent) -> None:
+def _print_event(event: stack_events.StackEvent) -> None:
     reason = f"  {event.reason}" if event.reason else ""
     print(f"  {event.timestamp}  {event.status:<28} {event.resource_type:<36} {event.logical_id}{reason}", flush=True)
 
@@ -141,7 +141,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 
 
 def _confirm(stack_name: str, assume_yes: bool):
-    def confirm(contents: deploy.BucketContents) -> bool:
+    def confirm(contents: destroy.BucketContents) -> bool:
         amount = f"{contents.objects}{'+' if contents.more else ''}"
         print(f"Bucket {contents.bucket} holds {amount} objects (inputs, frames, videos).")
         if assume_yes:
@@ -162,7 +162,7 @@ def _confirm(stack_name: str, assume_yes: bool):
 def cmd_destroy(args: argparse.Namespace) -> int:
     settings = _settings(args)
     print(f"Deleting stack {args.stack} …", flush=True)
-    result = deploy.destroy_stack(
+    result = destroy.destroy_stack(
         args.stack,
         settings,
         force=args.force,

@@ -1,7 +1,7 @@
 """The CloudFormation stack as the tool reads it: its outputs (what Connect and --stack
 read), the image tags its repository holds, and what deploying, destroying and image
-publishing share (names, the template's place, stack errors). Deploy and destroy are in
-:mod:`.deploy`, image publishing in :mod:`.images`.
+publishing share (names, the template's place, stack errors). Deploy is in :mod:`.deploy`,
+destroy in :mod:`.destroy`, image publishing in :mod:`.images`.
 
 The template lives in ``infra/stack.yaml``. boto3 is imported lazily by
 :mod:`.session`; this module never imports bpy.
