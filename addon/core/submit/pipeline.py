@@ -54,7 +54,7 @@ def prepare_submission(
     """
     from .. import __version__
     from ..storage import open_store, parse_uri
-    from .packing import pack_blend
+    from .packing import missing_files_message, pack_blend
     from .soundtrack import add_soundtrack
     from .specbuild import build_spec, new_submission_id, submission_paths
     from .upload import upload_inputs
@@ -65,8 +65,6 @@ def prepare_submission(
         root_uri += "/"
     parse_uri(root_uri)  # a bad URI fails before any work
     if snapshot.missing_files and not options.allow_missing:
-        from .packing import missing_files_message
-
         raise MissingFilesError(
             missing_files_message(snapshot.missing_files, Path(snapshot.blend_path or blend_copy).parent),
             snapshot.missing_files,
