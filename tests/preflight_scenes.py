@@ -6,7 +6,8 @@ KIND ``bad``: no active camera (one camera object, not set), a 0-pixel render si
 output, unbaked cloth, soft body, particles, rigid body world, a fluid domain and a Geometry
 Nodes simulation zone, a Python driver, a registered text script and a node tree from an
 add-on. ``clean``: a camera, a baked cloth cache, a simple-expression driver. ``sequencer``:
-no camera, an image strip in the sequencer (renders without a camera).
+no camera, a color strip in the sequencer (renders without a camera). ``nested``: libraries
+linked two levels deep with relative paths (OUT must be ROOT/shots/seq/NAME.blend).
 """
 
 import os
@@ -128,14 +129,60 @@ def sequencer(scene):
     except TypeError:  # 4.x takes frame_end
         strip = strips.new_effect("Red", "COLOR", channel=1, frame_start=1, frame_end=scene.frame_end + 1)
     strip.color = (0.8, 0.1, 0.1)
+    driver(obj(scene, "Driven"), "int(str(frame))")  # a warning only: `check` exits with its own code
+
+
+def nested(scene, out):
+    """ROOT/shots/seq/scene.blend links ROOT/lib/chars/char.blend, which links
+    ROOT/lib/props/prop.blend (relative to itself), whose material uses tex/wood.png."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(out))))
+
+    def save(path):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        bpy.ops.wm.save_as_mainfile(filepath=path, relative_remap=True)
+
+    def link(path, names, into):
+        with bpy.data.libraries.load(path, link=True, relative=True) as (_src, dst):
+            dst.objects = names
+        for o in dst.objects:
+            into.objects.link(o)
+
+    os.makedirs(f"{root}/lib/props/tex", exist_ok=True)
+    img = bpy.data.images.new("wood", 4, 4)
+    img.filepath_raw, img.file_format = f"{root}/lib/props/tex/wood.png", "PNG"
+    img.save()
+    mat = bpy.data.materials.new("Wood")
+    mat.use_nodes = True
+    mat.node_tree.nodes.new("ShaderNodeTexImage").image = bpy.data.images.load(f"{root}/lib/props/tex/wood.png")
+    o = obj(scene, "Prop")
+    o.data.materials.append(mat)
+    save(f"{root}/lib/props/prop.blend")
+    bpy.ops.file.make_paths_relative()
+    save(f"{root}/lib/props/prop.blend")
+    scene = base()
+    save(f"{root}/lib/chars/char.blend")
+    coll = bpy.data.collections.new("CharColl")
+    scene.collection.children.link(coll)
+    link(f"{root}/lib/props/prop.blend", ["Prop"], coll)
+    coll.objects.link(bpy.data.objects.new("Char", None))
+    save(f"{root}/lib/chars/char.blend")
+    scene = base()
+    camera(scene)
+    save(out)
+    with bpy.data.libraries.load(f"{root}/lib/chars/char.blend", link=True, relative=True) as (_src, dst):
+        dst.collections = ["CharColl"]
+    scene.collection.children.link(dst.collections[0])
 
 
 def main(argv):
     out, kind = argv[0], argv[1]
     scene = base()
-    {"bad": bad, "clean": clean, "sequencer": sequencer}[kind](scene)
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    bpy.ops.wm.save_as_mainfile(filepath=os.path.abspath(out))
+    if kind == "nested":
+        nested(scene, os.path.abspath(out))
+    else:
+        {"bad": bad, "clean": clean, "sequencer": sequencer}[kind](scene)
+    bpy.ops.wm.save_as_mainfile(filepath=os.path.abspath(out), relative_remap=True)
     sys.stdout.flush()
     os._exit(0)  # Blender 4.5 can hang on exit after a fluid domain was evaluated
 
