@@ -175,5 +175,9 @@ def mixdown(scene: Any, path: str, frame_start: int, frame_end: int) -> None:
 
 if __name__ == "__main__":
     code = main()
-    if code:
-        sys.exit(code)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Leave without Blender's exit clean-up: bpy 4.5 can hang there after reading some
+    # files (a sequencer scene with a Python driver, a fluid domain), which would stall
+    # the submit that waits for this child. Everything this script writes is written.
+    os._exit(code)
