@@ -6,7 +6,8 @@ KIND ``bad``: no active camera (one camera object, not set), a 0-pixel render si
 output, unbaked cloth, soft body, particles, rigid body world, a fluid domain and a Geometry
 Nodes simulation zone, a Python driver, a registered text script and a node tree from an
 add-on. ``clean``: a camera, a baked cloth cache, a simple-expression driver. ``sequencer``:
-no camera, a color strip in the sequencer (renders without a camera). ``nested``: libraries
+no camera, a color strip in the sequencer (renders without a camera), a registered text
+block (a warning). ``nested``: libraries
 linked two levels deep with relative paths (OUT must be ROOT/shots/seq/NAME.blend).
 """
 
@@ -129,7 +130,9 @@ def sequencer(scene):
     except TypeError:  # 4.x takes frame_end
         strip = strips.new_effect("Red", "COLOR", channel=1, frame_start=1, frame_end=scene.frame_end + 1)
     strip.color = (0.8, 0.1, 0.1)
-    driver(obj(scene, "Driven"), "int(str(frame))")  # a warning only: `check` exits with its own code
+    text = bpy.data.texts.new("startup.py")  # a warning only: `check` exits with its own code
+    text.write("print('hello')\n")
+    text.use_module = True
 
 
 def nested(scene, out):

@@ -21,7 +21,7 @@ ICONS = {"error": "ERROR", "warning": "ERROR", "info": "INFO"}
 
 
 def check_context(scene: Any, context: Any, allow_missing: bool) -> Any:
-    from ..core.submit.preflight import CheckContext
+    from ..core.submit.preflight import CheckContext, local_has_gpu
 
     p = config.prefs(context)
     target = config.target(scene, context)
@@ -30,8 +30,8 @@ def check_context(scene: Any, context: Any, allow_missing: bool) -> Any:
         backend=target.backend, where="panel", device="" if device == "SCENE" else device,
         allow_missing=allow_missing, stack=target.stack_name,
     )  # fmt: skip
+    ctx.worker_has_gpu = local_has_gpu() if target.backend == "local" else False  # EEVEE: the CPU queue
     if target.backend == "aws":
-        ctx.worker_has_gpu = False  # EEVEE jobs go to the CPU queue
         if target.job_queue:
             ctx.gpu_queue = bool(target.gpu_job_queue)
         if p is not None and p.repository_uri:

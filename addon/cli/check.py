@@ -61,14 +61,14 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def preflight(args: argparse.Namespace, snapshot: Any, settings: AwsSettings) -> Any:
     """The check for the CLI's arguments: AWS facts read only for the AWS backend."""
-    from ..core.submit.preflight import CheckContext, check_scene
+    from ..core.submit.preflight import CheckContext, check_scene, local_has_gpu
 
     ctx = CheckContext(
         backend=args.backend, where="cli", device=args.device, allow_missing=args.allow_missing,
         stack=args.stack or "",
     )  # fmt: skip
+    ctx.worker_has_gpu = local_has_gpu() if args.backend == "local" else False  # EEVEE: the CPU queue
     if args.backend == "aws":
-        ctx.worker_has_gpu = False  # EEVEE jobs go to the CPU queue
         if args.gpu_queue:
             ctx.gpu_queue = True
         if args.stack:

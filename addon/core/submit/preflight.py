@@ -106,6 +106,14 @@ class PreflightError(AwsBatchRenderError):
         self.blocking = blocking
 
 
+def local_has_gpu() -> bool:
+    """Whether this computer has a GPU device EEVEE can use (a DRM render node or NVIDIA's)."""
+    import glob
+    import os
+
+    return bool(glob.glob("/dev/dri/renderD*")) or os.path.exists("/dev/nvidia0") or os.name == "nt"
+
+
 def check_scene(snapshot: SceneSnapshot, context: CheckContext | None = None) -> CheckReport:
     ctx = context or CheckContext()
     facts = snapshot.facts or {}
