@@ -217,6 +217,7 @@ def test_submit_with_stack_reads_bucket_queue_and_definitions(env, aws_settings,
         "Outputs": {k: {"Value": v} for k, v in outputs.items()},
     }
     client("cloudformation", aws_settings).create_stack(StackName="abr-render", TemplateBody=json.dumps(template))
+    put_worker_images(aws_settings, "abr")  # submit's check wants the image for the scene's Blender
     code, _out, err = run(
         capsys, "submit", tiny_scene, "--frames", "1-2", "--stack", "abr-render",
         "--endpoint-url", aws_settings.endpoint_url, "--records", records,
@@ -228,6 +229,17 @@ def test_submit_with_stack_reads_bucket_queue_and_definitions(env, aws_settings,
     assert record.settings["log_group"] == "/abr/jobs" and record.settings["bucket"] == BUCKET
     assert record.settings["region"] == "us-east-1"  # from the stack: none was given
     assert record.spec_uri.startswith(f"s3://{BUCKET}/submissions/")
+
+
+def put_worker_images(aws_settings, repository: str) -> None:
+    """The repository with a worker image tag for each Blender line (a manifest only)."""
+    media = "application/vnd.docker.distribution.manifest.v2+json"
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": media, "layers": [], "config": {
+        "mediaType": "application/vnd.docker.container.image.v1+json", "size": 2, "digest": "sha256:" + "c" * 64}})
+    ecr = client("ecr", aws_settings)
+    ecr.create_repository(repositoryName=repository)
+    for tag in ("blender-5.2", "blender-4.5"):
+        ecr.put_image(repositoryName=repository, imageManifest=manifest, imageManifestMediaType=media, imageTag=tag)
 
 
 class _Terminal(io.StringIO):

@@ -37,6 +37,9 @@ ERROR_TAG = "ABR_ERROR"
 CONTENT_ERROR = 65
 #: stdin closed without a job: nothing was asked, nothing was rendered
 NO_JOB = 3
+#: the worker's policy: Python in .blend files (drivers, registered text blocks) never runs
+#: here (the add-on's check warns about such scenes: addon/core/submit/preflight.py)
+AUTO_EXEC_SCRIPTS = False
 
 
 class ContentProblem(Exception):
@@ -107,6 +110,7 @@ def emit(tag: str, **payload: Any) -> None:
 def open_blend(path: str) -> None:
     import bpy
 
+    bpy.context.preferences.filepaths.use_scripts_auto_execute = AUTO_EXEC_SCRIPTS
     try:
         bpy.ops.wm.open_mainfile(filepath=path, load_ui=False)
     except (RuntimeError, TypeError) as exc:
@@ -205,7 +209,12 @@ def setup_device(scene: Any, device: str) -> None:
 
 
 def check_camera(scene: Any) -> None:
-    # Cameras bound to timeline markers switch during the animation render: enough.
+    # Cameras bound to timeline markers switch during the animation render: enough. A scene
+    # that renders the sequencer (a strip other than sound at the top) needs no camera.
+    editor = scene.sequence_editor
+    strips = () if editor is None else getattr(editor, "strips", None) or getattr(editor, "sequences", ())
+    if scene.render.use_sequencer and any(s.type != "SOUND" for s in strips):
+        return
     if scene.camera is None and not any(m.camera for m in scene.timeline_markers):
         cameras = [o.name for o in scene.objects if o.type == "CAMERA"]
         hint = (

@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-_MODULES = ("properties", "preferences", "ops_submit", "ops_jobs", "ops_prefs", "panel", "status_timer")
+_MODULES = ("properties", "preferences", "ops_submit", "ops_check", "ops_jobs", "ops_prefs", "panel", "status_timer")
 
 
 def _modules() -> list[ModuleType]:

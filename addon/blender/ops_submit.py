@@ -17,7 +17,7 @@ import bpy
 
 from ..core.errors import AwsBatchRenderError
 from . import background as bg
-from . import config, status_timer, tasks
+from . import config, ops_check, status_timer, tasks
 from .snapshot import snapshot_scene
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ def check_scene(snapshot: Any, options: Any) -> list[str]:
     from ..core.frames import parse_frames
 
     notes: list[str] = []
-    if not snapshot.has_camera:
+    if not snapshot.has_camera and not snapshot.facts.get("sequencer"):  # the sequencer needs none
         raise SceneCheckError(
             f"Scene '{snapshot.scene}' has no camera: add one (or bind one to a marker) and set it "
             "as the scene camera."
@@ -87,6 +87,16 @@ def check_scene(snapshot: Any, options: Any) -> list[str]:
             f"({snapshot.ffmpeg_codec or 'H.264'})."
         )
     return notes
+
+
+def _preflight(context: Any, snapshot: Any) -> None:
+    """The panel's check (ops_check.py) on submit: its errors stop here, before saving a copy."""
+    from ..core.submit.preflight import PreflightError
+
+    report = ops_check.run_check(context, snapshot)
+    blocking = report.blocking()
+    if blocking:
+        raise PreflightError(report, blocking, where="panel")
 
 
 def save_copy(temp_dir: str) -> str:
@@ -133,6 +143,7 @@ class AWSBATCH_OT_submit(bpy.types.Operator):
             options = build_options(scene, p)
             snapshot = snapshot_scene(scene, blend_path=bpy.data.filepath, is_dirty=bpy.data.is_dirty)
             notes = check_scene(snapshot, options)
+            _preflight(context, snapshot)
         except AwsBatchRenderError as exc:
             rt.submit_error = str(exc)
             self.report({"ERROR"}, str(exc))

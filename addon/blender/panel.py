@@ -11,7 +11,7 @@ from typing import Any
 import bpy
 
 from ..core.backends.status import format_duration
-from . import config
+from . import config, ops_check
 
 _STATE_ICONS = {
     "SUCCEEDED": "CHECKMARK",
@@ -74,6 +74,10 @@ class AWSBATCH_PT_output(bpy.types.Panel):
             if not bpy.app.online_access:
                 col.label(text="Online access is off (Preferences › System › Network)", icon="INTERNET_OFFLINE")
 
+        # --- preflight check (ops_check.py): the button and the last check's findings ---
+        layout.operator("awsbatch.check", icon="CHECKMARK")
+        ops_check.draw_findings(layout, rt)
+        # --- end preflight check ---
         layout.separator()
         if rt.submitting:
             row = layout.row(align=True)

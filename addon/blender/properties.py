@@ -106,6 +106,7 @@ class AWSBATCH_PG_runtime(bpy.types.PropertyGroup):
     submit_fraction: FloatProperty(min=0.0, max=1.0, subtype="FACTOR")
     submit_message: StringProperty()
     submit_error: StringProperty()
+    check_findings: StringProperty()  # the last check's findings, JSON (ops_check.py)
     last_report: StringProperty()
     jobs: CollectionProperty(type=AWSBATCH_PG_job)
     jobs_for: StringProperty()  # the .blend path the rows belong to

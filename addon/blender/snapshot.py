@@ -22,17 +22,21 @@ import bpy
 
 try:
     from ..core.submit.scene import SceneSnapshot
+    from .preflight_facts import gather_facts
 except ImportError:  # run as a script in a child Blender: no package around us
     import importlib.util
 
-    _spec = importlib.util.spec_from_file_location(
-        "_abr_scene", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "core", "submit", "scene.py")
-    )
-    assert _spec is not None and _spec.loader is not None
-    _scene_module = importlib.util.module_from_spec(_spec)
-    sys.modules["_abr_scene"] = _scene_module  # dataclasses looks the module up by name
-    _spec.loader.exec_module(_scene_module)
-    SceneSnapshot = _scene_module.SceneSnapshot  # type: ignore[misc]
+    def _load(name: str, *parts: str) -> Any:
+        here = os.path.dirname(os.path.abspath(__file__))
+        spec = importlib.util.spec_from_file_location(name, os.path.join(here, *parts))
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # dataclasses looks the module up by name
+        spec.loader.exec_module(module)
+        return module
+
+    SceneSnapshot = _load("_abr_scene", "..", "core", "submit", "scene.py").SceneSnapshot  # type: ignore[misc]
+    gather_facts = _load("_abr_preflight_facts", "preflight_facts.py").gather_facts
 
 #: the stdout line that carries the snapshot when run as a script
 MARKER = "ABR_SNAPSHOT_JSON:"
@@ -69,6 +73,7 @@ def snapshot_scene(scene: Any, blend_path: str = "", is_dirty: bool = False) -> 
         blend_path=blend_path,
         is_dirty=is_dirty,
         missing_files=sorted(set(_missing_files())),
+        facts=gather_facts(scene),
     )
 
 
@@ -170,5 +175,9 @@ def mixdown(scene: Any, path: str, frame_start: int, frame_end: int) -> None:
 
 if __name__ == "__main__":
     code = main()
-    if code:
-        sys.exit(code)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Leave without Blender's exit clean-up: bpy 4.5 can hang there after reading some
+    # files (a sequencer scene with a Python driver, a fluid domain), which would stall
+    # the submit that waits for this child. Everything this script writes is written.
+    os._exit(code)

@@ -17,7 +17,7 @@ from ..core.errors import AwsBatchRenderError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import jobs, stack
+    from . import check, jobs, stack
 
     parser = argparse.ArgumentParser(
         prog="aws-batch-render",
@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens in detail")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     jobs.register(sub)
+    check.register(sub)
     stack.register(sub)
     return parser
 

@@ -54,6 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-video", action="store_true", help="render frames only, no stitched video")
     p.add_argument("--device", choices=("CPU", "GPU"), default="", help="Cycles device (default: the scene's)")
     p.add_argument("--allow-missing", action="store_true", help="submit even if files the scene uses are missing")
+    p.add_argument("--ignore", action="append", metavar="CODE", help="let this check error through (SIM_NOT_BAKED)")
     p.add_argument("--vcpus", type=_positive_int, help="vCPUs per chunk (default: the job definition's)")
     p.add_argument("--memory", type=_positive_int, metavar="MIB", help="memory per chunk in MiB")
     p.add_argument(

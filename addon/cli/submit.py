@@ -24,6 +24,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
     err(f"Reading the scene settings of {blend.name} with Blender…")
     snapshot = read_scene(blend, args.scene)
+    _check_first(args, snapshot, settings)
     options = SubmitOptions(
         frames=args.frames,
         chunk_size=args.chunk,
@@ -55,6 +56,18 @@ def cmd_submit(args: argparse.Namespace) -> int:
     if args.watch:
         return watch(backend, record, record_store(args), interval=max(0.05, args.interval), out=sys.stdout)
     return 0
+
+
+def _check_first(args: argparse.Namespace, snapshot: Any, settings: AwsSettings) -> None:
+    """The preflight check: its findings on stderr; errors stop here, before any packing."""
+    from ..core.submit.preflight import PreflightError
+    from .check import preflight, print_report
+
+    report = preflight(args, snapshot, settings)
+    print_report(report)
+    blocking = report.blocking(args.ignore or ())
+    if blocking:
+        raise PreflightError(report, blocking)
 
 
 def _backend_for_submit(args: argparse.Namespace, settings: AwsSettings) -> tuple[Any, str, AwsSettings]:

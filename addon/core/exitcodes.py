@@ -11,3 +11,8 @@ CONTENT_ERROR = 65  # EX_DATAERR
 #: interrupted (SIGTERM, Spot warning), network or storage trouble, a Blender crash:
 #: worth another attempt, which resumes where this one stopped
 RETRYABLE = 75  # EX_TEMPFAIL
+
+#: ``check`` (and ``submit``'s check before it packs): errors found, nothing uploaded
+CHECK_ERRORS = 43
+#: ``check``: warnings but no errors (a submit goes ahead)
+CHECK_WARNINGS = 44

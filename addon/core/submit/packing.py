@@ -86,6 +86,7 @@ def pack_blend(
     project_root: str | os.PathLike[str] | None = None,
     progress: Callable[[int, int, str], None] | None = None,
     cancel: threading.Event | None = None,
+    blender_missing: list[str] | None = None,
 ) -> PackResult:
     """Pack ``blend_copy`` and its dependencies into ``pack_dir`` (empty or new).
 
@@ -94,7 +95,9 @@ def pack_blend(
     files are missing (unless ``allow_missing``), ``SubmissionCancelled`` when ``cancel``
     is set, :class:`PackingError` when a file cannot be read or copied.
     ``progress(done, total, message)`` reports tracing (total 0), copying (bytes) and
-    hashing (files) in turn.
+    hashing (files) in turn. ``blender_missing`` is what Blender itself could not resolve
+    (the snapshot's list): when given, a file BAT calls missing but Blender found (BAT
+    resolves some paths inside linked libraries wrongly) is not an error.
     """
 
     copy = Path(blend_copy).resolve()
@@ -106,7 +109,8 @@ def pack_blend(
     with _PACK_LOCK:
         try:
             return _pack_locked(
-copy, source, pack_dir, allow_missing, project_root, progress, cancel)
+                copy, source, pack_dir, allow_missing, project_root, progress, cancel, blender_missing
+            )
         finally:
             from blender_asset_tracer import blendfile
 
@@ -121,6 +125,7 @@ def _pack_locked(
     project_root: str | os.PathLike[str] | None,
     progress: Callable[[int, int, str], None] | None,
     cancel: threading.Event | None,
+    blender_missing: list[str] | None = None,
 ) -> PackResult:
     from blender_asset_tracer import pack as batpack
     from blender_asset_tracer import trace
@@ -152,7 +157,7 @@ def _pack_locked(
     try:
         with packer:
             packer.strategise()
-            missing = sorted(str(p) for p in packer.missing_files)
+            missing = verified_missing([str(p) for p in packer.missing_files], blender_missing)
             if missing and not allow_missing:
                 raise MissingFilesError(missing_files_message(missing, root), missing)
             check_cancel()
@@ -226,6 +231,20 @@ def normalize_gzip_header(path: Path) -> bool:
     tmp.write_bytes(header + prefix + body)
     os.replace(tmp, path)
     return True
+
+
+def verified_missing(bat_missing: list[str], blender_missing: list[str] | None) -> list[str]:
+    """BAT's missing files, less the linked libraries that Blender's own path resolution
+    found (BAT can resolve a path inside a linked library against the wrong folder).
+    Other kinds stay BAT's word: Blender's list does not cover caches. All of BAT's when
+    Blender's list is unknown."""
+    if blender_missing is None:
+        return sorted(bat_missing)
+    confirmed = {os.path.normpath(p) for p in blender_missing}
+    kept = sorted(p for p in bat_missing if os.path.normpath(p) in confirmed or not p.endswith(".blend"))
+    for path in sorted(set(bat_missing) - set(kept)):
+        log.info("BAT reports %s missing but Blender resolves it: not counted as missing", path)
+    return kept
 
 
 def missing_files_message(missing: list[str], root: Path) -> str:

@@ -80,6 +80,7 @@ def prepare_submission(
             Path(tmp) / "pack",
             source_blend=snapshot.blend_path,
             allow_missing=options.allow_missing,
+            blender_missing=snapshot.missing_files,
             progress=lambda done, total, name: report_progress(Progress("pack", done, total, name)),
             cancel=cancel,
         )

@@ -38,6 +38,8 @@ class SceneSnapshot:
     blend_path: str = ""  # the user's file, "" when never saved
     is_dirty: bool = False
     missing_files: list[str] = field(default_factory=list)  # referenced files that do not exist
+    # what the preflight checks read (addon/blender/preflight_facts.py): sequencer, simulations, ...
+    facts: dict[str, Any] = field(default_factory=dict)
 
     @property
     def fps_fraction(self) -> Fraction:

@@ -1,0 +1,159 @@
+"""What the preflight checks need to know about a scene, read with bpy as plain data.
+
+:func:`gather_facts` runs where the snapshot is taken (in the add-on, or in the child
+Blender the command line starts to read the scene: no second Blender start) and returns
+a JSON-able dict. The checks themselves live in ``addon/core/submit/preflight.py``,
+without bpy. Runs on Blender's main thread only.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import bpy
+
+#: node classes Blender defines itself live here; add-ons define theirs in their own modules
+_BUILTIN_MODULES = ("bpy.types", "bl_operators", "nodeitems_builtins", "bl_ui")
+_SIM_OUTPUT = "GeometryNodeSimulationOutput"
+
+
+def gather_facts(scene: Any) -> dict[str, Any]:
+    return {
+        "sequencer": renders_sequencer(scene),
+        "camera_objects": sorted(o.name for o in scene.objects if o.type == "CAMERA"),
+        "simulations": list(_simulations(scene)),
+        "python_drivers": sorted(set(_python_drivers())),
+        "scripts": sorted(t.name for t in bpy.data.texts if t.use_module),
+        "addon_nodes": sorted(set(_addon_nodes())),
+    }
+
+
+def renders_sequencer(scene: Any) -> bool:
+    """Blender renders the sequencer instead of the camera when 'Sequencer' is on in the
+    post-processing settings and a strip other than sound sits in the top level."""
+    editor = scene.sequence_editor
+    if not scene.render.use_sequencer or editor is None:
+        return False
+    strips = getattr(editor, "strips", None)  # 5.0 renamed 'sequences' to 'strips'
+    if strips is None:
+        strips = editor.sequences
+    return any(s.type != "SOUND" for s in strips)
+
+
+def _cache(kind: str, owner: str, cache: Any) -> dict[str, Any]:
+    return {
+        "kind": kind, "owner": owner, "baked": bool(cache.is_baked),
+        "frame_start": int(cache.frame_start), "frame_end": int(cache.frame_end),
+    }  # fmt: skip
+
+
+def _simulations(scene: Any) -> Iterator[dict[str, Any]]:
+    world = scene.rigidbody_world
+    if world is not None and world.enabled and world.collection is not None and world.point_cache is not None:
+        yield _cache("rigid_body", "Rigid Body World", world.point_cache)
+    for obj in scene.objects:
+        for mod in obj.modifiers:
+            owner = f"{obj.name} / {mod.name}"
+            if mod.type == "FLUID" and mod.fluid_type == "DOMAIN":
+                d = mod.domain_settings
+                yield {
+                    "kind": "fluid", "owner": owner, "baked": bool(d.has_cache_baked_data),
+                    "frame_start": int(d.cache_frame_start), "frame_end": int(d.cache_frame_end),
+                }  # fmt: skip
+            elif mod.type in ("CLOTH", "SOFT_BODY"):
+                yield _cache(mod.type.lower(), owner, mod.point_cache)
+            elif mod.type == "NODES" and mod.node_group is not None:
+                yield from _node_bakes(scene, obj, mod, owner)
+        for psys in obj.particle_systems:
+            settings = psys.settings
+            if settings.type == "HAIR" and not psys.use_hair_dynamics:
+                continue  # static hair has nothing to simulate
+            if settings.physics_type == "NO":
+                continue
+            yield _cache("particles", f"{obj.name} / {psys.name}", psys.point_cache)
+
+
+def _has_sim_zone(tree: Any, seen: set[str]) -> bool:
+    if tree is None or tree.name in seen:
+        return False
+    seen.add(tree.name)
+    for node in tree.nodes:
+        if node.bl_idname == _SIM_OUTPUT:
+            return True
+        if getattr(node, "node_tree", None) is not None and _has_sim_zone(node.node_tree, seen):
+            return True
+    return False
+
+
+def _node_bakes(scene: Any, obj: Any, mod: Any, owner: str) -> Iterator[dict[str, Any]]:
+    """Simulation zones of a Geometry Nodes modifier, baked when its bake folder holds data.
+    Packed bakes keep no trace readable from Python: ``baked`` is None (unknown) for them."""
+    if not _has_sim_zone(mod.node_group, set()):
+        return
+    bakes = [b for b in mod.bakes if b.node is None or b.node.bl_idname == _SIM_OUTPUT] or [None]
+    for bake in bakes:
+        start, end = scene.frame_start, scene.frame_end
+        target = getattr(mod, "bake_target", "DISK")
+        if bake is not None:
+            if bake.use_custom_simulation_frame_range:
+                start, end = bake.frame_start, bake.frame_end
+            if bake.bake_target != "INHERIT":
+                target = bake.bake_target
+        yield {
+            "kind": "geometry_nodes", "owner": owner, "baked": _gn_baked(obj, mod, bake, target),
+            "frame_start": int(start), "frame_end": int(end),
+        }  # fmt: skip
+
+
+def _gn_baked(obj: Any, mod: Any, bake: Any, target: str) -> bool | None:
+    if bake is None:
+        return False
+    if target == "PACKED":
+        return None
+    folder = bake.directory if bake.use_custom_path else os.path.join(mod.bake_directory, str(bake.bake_id))
+    if not folder:
+        return False
+    meta = os.path.join(bpy.path.abspath(folder, library=obj.library), "meta")
+    return bool(glob.glob(os.path.join(glob.escape(meta), "*.json")))
+
+
+def _python_drivers() -> Iterator[str]:
+    """Data-blocks with drivers whose expression needs Python (not Blender's simple
+    expression evaluator): without auto-run they are disabled."""
+    collections = (
+        bpy.data.objects, bpy.data.meshes, bpy.data.materials, bpy.data.shape_keys, bpy.data.cameras,
+        bpy.data.lights, bpy.data.scenes, bpy.data.worlds, bpy.data.node_groups, bpy.data.armatures,
+    )  # fmt: skip
+    for coll in collections:
+        for idb in coll:
+            anim = getattr(idb, "animation_data", None)
+            if anim is None:
+                continue
+            for fcurve in anim.drivers:
+                drv = fcurve.driver
+                if drv.type == "SCRIPTED" and not drv.is_simple_expression:
+                    yield idb.name
+                    break
+
+
+def _addon_nodes() -> Iterator[str]:
+    """Nodes (and node trees) whose type an add-on defines, or that Blender could not
+    resolve because the add-on is missing here."""
+    trees = [m.node_tree for m in bpy.data.materials if m.node_tree is not None]
+    trees += [w.node_tree for w in bpy.data.worlds if w.node_tree is not None]
+    trees += list(bpy.data.node_groups)
+    for tree in trees:
+        owner = tree.name if tree.library is None else f"{tree.name} ({tree.library.name})"
+        if _from_addon(type(tree)) or tree.bl_idname in ("", "NodeTreeUndefined"):
+            yield f"{owner}: tree type {tree.bl_idname or 'unknown'}"
+            continue
+        for node in tree.nodes:
+            if node.bl_idname == "NodeUndefined" or _from_addon(type(node)):
+                yield f"{owner}: {node.name} ({node.bl_idname})"
+
+
+def _from_addon(cls: type) -> bool:
+    return not cls.__module__.startswith(_BUILTIN_MODULES)

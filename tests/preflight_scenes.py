@@ -1,0 +1,194 @@
+"""Scenes for the preflight tests, made with bpy in a child Blender.
+
+    preflight_scenes.py OUT.blend KIND
+
+KIND ``bad``: no active camera (one camera object, not set), a 0-pixel render size, a movie
+output, unbaked cloth, soft body, particles, rigid body world, a fluid domain and a Geometry
+Nodes simulation zone, a Python driver, a registered text script and a node tree from an
+add-on. ``clean``: a camera, a baked cloth cache, a simple-expression driver. ``sequencer``:
+no camera, a color strip in the sequencer (renders without a camera), a registered text
+block (a warning). ``nested``: libraries
+linked two levels deep with relative paths (OUT must be ROOT/shots/seq/NAME.blend).
+"""
+
+import os
+import sys
+
+import bpy
+
+
+def base(frames: int = 4) -> bpy.types.Scene:
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    scene = bpy.context.scene
+    scene.frame_start, scene.frame_end = 1, frames
+    scene.render.resolution_x, scene.render.resolution_y, scene.render.resolution_percentage = 64, 36, 100
+    scene.render.engine = "BLENDER_WORKBENCH"
+    return scene
+
+
+def obj(scene, name):
+    data = bpy.data.meshes.new(name)
+    verts = [(x, y, z) for x in (0, 1) for y in (0, 1) for z in (0, 1)]
+    faces = [(0, 1, 3, 2), (4, 6, 7, 5), (0, 4, 5, 1), (2, 3, 7, 6), (0, 2, 6, 4), (1, 5, 7, 3)]
+    data.from_pydata(verts, [], faces)
+    o = bpy.data.objects.new(name, data)
+    scene.collection.objects.link(o)
+    return o
+
+
+def camera(scene, active=True):
+    cam = bpy.data.objects.new("Camera", bpy.data.cameras.new("Camera"))
+    cam.location = (0, 0, 5)
+    scene.collection.objects.link(cam)
+    if active:
+        scene.camera = cam
+
+
+def gn_simulation(o):
+    tree = bpy.data.node_groups.new("Sim", "GeometryNodeTree")
+    tree.interface.new_socket("Geometry", in_out="INPUT", socket_type="NodeSocketGeometry")
+    tree.interface.new_socket("Geometry", in_out="OUTPUT", socket_type="NodeSocketGeometry")
+    group_in, group_out = tree.nodes.new("NodeGroupInput"), tree.nodes.new("NodeGroupOutput")
+    sim_in, sim_out = tree.nodes.new("GeometryNodeSimulationInput"), tree.nodes.new("GeometryNodeSimulationOutput")
+    sim_in.pair_with_output(sim_out)
+    tree.links.new(group_in.outputs[0], sim_in.inputs[0])
+    tree.links.new(sim_in.outputs[1], sim_out.inputs[1])
+    tree.links.new(sim_out.outputs[0], group_out.inputs[0])
+    mod = o.modifiers.new("GeoSim", "NODES")
+    mod.node_group = tree
+    return mod
+
+
+def addon_tree():
+    class AbrTestTree(bpy.types.NodeTree):
+        bl_idname = "AbrTestTreeType"
+        bl_label = "ABR test tree"
+        bl_icon = "NODETREE"
+
+    class AbrTestNode(bpy.types.Node):
+        bl_idname = "AbrTestNode"
+        bl_label = "ABR test node"
+
+    bpy.utils.register_class(AbrTestTree)
+    bpy.utils.register_class(AbrTestNode)
+    tree = bpy.data.node_groups.new("AddonTree", "AbrTestTreeType")
+    tree.nodes.new("AbrTestNode")
+    tree.use_fake_user = True
+
+
+def driver(o, expression):
+    fcurve = o.driver_add("location", 2)
+    fcurve.driver.type = "SCRIPTED"
+    fcurve.driver.expression = expression
+
+
+def bad(scene):
+    camera(scene, active=False)
+    scene.render.resolution_x, scene.render.resolution_percentage = 4, 1
+    if hasattr(scene.render.image_settings, "media_type"):  # 5.0+: movies are a media type
+        scene.render.image_settings.media_type = "VIDEO"
+    scene.render.image_settings.file_format = "FFMPEG"
+    o = obj(scene, "Cloth")
+    o.modifiers.new("Cloth", "CLOTH")
+    obj(scene, "Soft").modifiers.new("Softbody", "SOFT_BODY")
+    emitter = obj(scene, "Emitter")
+    emitter.modifiers.new("Particles", "PARTICLE_SYSTEM")
+    domain = obj(scene, "Domain")
+    fluid = domain.modifiers.new("Fluid", "FLUID")
+    fluid.fluid_type = "DOMAIN"
+    bpy.context.view_layer.objects.active = o
+    bpy.ops.rigidbody.world_add()
+    scene.rigidbody_world.collection = bpy.data.collections.new("RigidBodies")
+    sim = gn_simulation(obj(scene, "GeoSim"))
+    sim.bake_target = "DISK"
+    sim.bake_directory = "//bakes"
+    driver(obj(scene, "Driven"), "int(str(frame))")
+    text = bpy.data.texts.new("rig_ui.py")
+    text.write("print('hello')\n")
+    text.use_module = True
+    addon_tree()
+
+
+def clean(scene):
+    camera(scene)
+    o = obj(scene, "Cloth")
+    o.modifiers.new("Cloth", "CLOTH")
+    driver(obj(scene, "Driven"), "frame * 2")
+    bpy.context.view_layer.objects.active = o
+    cache = o.modifiers["Cloth"].point_cache
+    cache.frame_end = scene.frame_end
+    with bpy.context.temp_override(object=o, active_object=o, point_cache=cache):
+        bpy.ops.ptcache.bake(bake=True)
+
+
+def sequencer(scene):
+    scene.render.use_sequencer = True
+    editor = scene.sequence_editor_create()
+    strips = editor.strips if hasattr(editor, "strips") else editor.sequences
+    try:
+        strip = strips.new_effect("Red", "COLOR", channel=1, frame_start=1, length=scene.frame_end)
+    except TypeError:  # 4.x takes frame_end
+        strip = strips.new_effect("Red", "COLOR", channel=1, frame_start=1, frame_end=scene.frame_end + 1)
+    strip.color = (0.8, 0.1, 0.1)
+    text = bpy.data.texts.new("startup.py")  # a warning only: `check` exits with its own code
+    text.write("print('hello')\n")
+    text.use_module = True
+
+
+def nested(scene, out):
+    """ROOT/shots/seq/scene.blend links ROOT/lib/chars/char.blend, which links
+    ROOT/lib/props/prop.blend (relative to itself), whose material uses tex/wood.png."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(out))))
+
+    def save(path):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        bpy.ops.wm.save_as_mainfile(filepath=path, relative_remap=True)
+
+    def link(path, names, into):
+        with bpy.data.libraries.load(path, link=True, relative=True) as (_src, dst):
+            dst.objects = names
+        for o in dst.objects:
+            into.objects.link(o)
+
+    os.makedirs(f"{root}/lib/props/tex", exist_ok=True)
+    img = bpy.data.images.new("wood", 4, 4)
+    img.filepath_raw, img.file_format = f"{root}/lib/props/tex/wood.png", "PNG"
+    img.save()
+    mat = bpy.data.materials.new("Wood")
+    mat.use_nodes = True
+    mat.node_tree.nodes.new("ShaderNodeTexImage").image = bpy.data.images.load(f"{root}/lib/props/tex/wood.png")
+    o = obj(scene, "Prop")
+    o.data.materials.append(mat)
+    save(f"{root}/lib/props/prop.blend")
+    bpy.ops.file.make_paths_relative()
+    save(f"{root}/lib/props/prop.blend")
+    scene = base()
+    save(f"{root}/lib/chars/char.blend")
+    coll = bpy.data.collections.new("CharColl")
+    scene.collection.children.link(coll)
+    link(f"{root}/lib/props/prop.blend", ["Prop"], coll)
+    coll.objects.link(bpy.data.objects.new("Char", None))
+    save(f"{root}/lib/chars/char.blend")
+    scene = base()
+    camera(scene)
+    save(out)
+    with bpy.data.libraries.load(f"{root}/lib/chars/char.blend", link=True, relative=True) as (_src, dst):
+        dst.collections = ["CharColl"]
+    scene.collection.children.link(dst.collections[0])
+
+
+def main(argv):
+    out, kind = argv[0], argv[1]
+    scene = base()
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    if kind == "nested":
+        nested(scene, os.path.abspath(out))
+    else:
+        {"bad": bad, "clean": clean, "sequencer": sequencer}[kind](scene)
+    bpy.ops.wm.save_as_mainfile(filepath=os.path.abspath(out), relative_remap=True)
+    sys.stdout.flush()
+    os._exit(0)  # Blender 4.5 can hang on exit after a fluid domain was evaluated
+
+
+if __name__ == "__main__":
+    main(sys.argv[sys.argv.index("--") + 1 :] if "--" in sys.argv else sys.argv[1:])

@@ -1,0 +1,62 @@
+"""The panel's Check button and the check on submit, on the installed extension: the open
+scene's findings land in the panel; a scene with errors is refused before a copy is saved
+or anything reaches the store."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from test_addon_support import FakePanel, configure_prefs, ensure_installed, mod, reset_addon_state, runtime
+
+bpy = pytest.importorskip("bpy")
+
+
+@pytest.fixture
+def addon():
+    ensure_installed()
+    reset_addon_state()
+    yield
+    reset_addon_state()
+
+
+def _codes() -> list[str]:
+    return [f["code"] for f in json.loads(runtime().check_findings)["findings"]]
+
+
+def test_check_button_stores_findings_the_panel_draws(addon, tiny_scene):
+    bpy.ops.wm.open_mainfile(filepath=str(tiny_scene))
+    configure_prefs("http://127.0.0.1:9", "abr-test", {}, backend="LOCAL")
+    assert bpy.ops.awsbatch.check() == {"FINISHED"}
+    assert _codes() == []
+    panel = FakePanel()
+    mod("blender.panel").AWSBATCH_PT_output.draw(panel, bpy.context)
+    assert "awsbatch.check" in [c["args"][0] for c in panel.layout.operators()]
+    assert "Check: nothing to fix" in panel.layout.texts()
+
+    # unsaved edits count: an unbaked cloth and the missing-file fix named for the panel
+    scene = bpy.context.scene
+    cube = next(o for o in scene.objects if o.type == "MESH")
+    cube.modifiers.new("Cloth", "CLOTH")
+    img = bpy.data.images.new("wood", 4, 4)
+    img.source, img.filepath = "FILE", "/nonexistent/abr/wood.png"
+    img.use_fake_user = True
+    assert bpy.ops.awsbatch.check() == {"FINISHED"}
+    assert _codes() == ["MISSING_FILES", "SIM_NOT_BAKED"]
+    panel = FakePanel()
+    mod("blender.panel").AWSBATCH_PT_output.draw(panel, bpy.context)
+    texts = panel.layout.texts()
+    assert any("bake first" in t and "[SIM_NOT_BAKED]" in t for t in texts), texts
+    assert any("'Allow missing files'" in t for t in texts), texts
+
+
+def test_submit_runs_the_check_and_stops_before_saving_anything(addon, tiny_scene):
+    bpy.ops.wm.open_mainfile(filepath=str(tiny_scene))
+    configure_prefs("http://127.0.0.1:9", "abr-test", {}, backend="LOCAL")
+    cube = next(o for o in bpy.context.scene.objects if o.type == "MESH")
+    cube.modifiers.new("Cloth", "CLOTH")
+    with pytest.raises(RuntimeError, match="bake first"):
+        bpy.ops.awsbatch.submit()
+    assert "SIM_NOT_BAKED" in _codes()
+    assert "bake first" in runtime().submit_error
+    assert not mod("blender.background").busy()  # no thread was started: nothing packed or uploaded
