@@ -17,7 +17,7 @@ from ..core.errors import AwsBatchRenderError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import jobs, stack
+    from . import estimate, jobs, stack
 
     parser = argparse.ArgumentParser(
         prog="aws-batch-render",
@@ -28,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     jobs.register(sub)
     stack.register(sub)
+    estimate.register(sub)
     return parser
 
 
