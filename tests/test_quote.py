@@ -151,25 +151,34 @@ def test_estimate_cli_local_and_aws(tiny_scene, aws, capsys):
     assert any(FALLBACK_SOURCE in a for a in quote["assumptions"])
 
 
-def test_estimate_reads_the_stack_parameters(aws, tiny_scene, capsys):
+def test_estimate_reads_the_stack_parameters(aws):
+    from addon.cli import build_parser
+    from addon.cli.estimate import _capacity
+
     template = {
         "Parameters": {k: {"Type": "String"} for k in ("SpotInstanceTypes", "SpotMaxVcpus", "RenderVcpus")},
         "Resources": {"Nothing": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
         "Outputs": {"Region": {"Value": "us-east-1"}},
     }
     settings = AwsSettings(region="us-east-1", endpoint_url=aws.endpoint)
+    values = {"SpotInstanceTypes": "c6i,m6i.8xlarge", "SpotMaxVcpus": "64", "RenderVcpus": "16"}
     client("cloudformation", settings).create_stack(
-        StackName="abr", TemplateBody=json.dumps(template),
-        Parameters=[{"ParameterKey": k, "ParameterValue": v}
-                    for k, v in (("SpotInstanceTypes", "c6i"), ("SpotMaxVcpus", "64"), ("RenderVcpus", "16"))],
-    )  # fmt: skip
-    code = main(
-        ["estimate", str(tiny_scene), "--stack", "abr", "--frames", "1-3", "--endpoint-url", aws.endpoint, "--json"]
+        StackName="abr",
+        TemplateBody=json.dumps(template),
+        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in values.items()],
     )
-    assert code == 0
-    quote = json.loads(capsys.readouterr().out)
-    assert quote["parallel"] == 4  # 64 / 16
-    assert any("c6i.4xlarge" in a for a in quote["assumptions"])
+    args = build_parser().parse_args(["estimate", "x.blend", "--stack", "abr", "--endpoint-url", aws.endpoint])
+    cap = _capacity(args, settings)
+    assert (cap.instance_types, cap.max_vcpus, cap.job_vcpus, cap.region) == (
+        ["c6i", "m6i.8xlarge"],
+        64,
+        16,
+        "us-east-1",
+    )
+    assert cap.parallel == 4
+    args = build_parser().parse_args(["estimate", "x.blend", "--stack", "nope", "--endpoint-url", aws.endpoint])
+    with pytest.raises(Exception, match="nope"):
+        _capacity(args, settings)
 
 
 def test_estimate_aws_needs_stack_or_types(tiny_scene, capsys):
