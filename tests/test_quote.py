@@ -185,3 +185,19 @@ def test_estimate_aws_needs_stack_or_types(tiny_scene, capsys):
     assert main(["estimate", str(tiny_scene), "--region", "us-east-1"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--stack NAME" in err[0]
+
+
+def test_submit_chunk_auto_sizes_chunks_from_a_scout_render(aws_settings, s3_bucket, tiny_scene, tmp_path, capsys):
+    from tests.test_aws_batch_support import RENDER_DEF, STITCH_DEF, create_batch_env
+
+    env = create_batch_env(aws_settings)
+    code = main([
+        "submit", str(tiny_scene), "--chunk", "auto", "--vcpus", "64", "--bucket", s3_bucket,
+        "--queue", env.queue_arn, "--job-definition", RENDER_DEF, "--stitch-job-definition", STITCH_DEF,
+        "--endpoint-url", aws_settings.endpoint_url, "--region", "us-east-1", "--records", str(tmp_path / "r"),
+    ])  # fmt: skip
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    # 256 vCPUs / 64 per job = 4 at once; start-up dwarfs a frame at 64 vCPUs: 24 frames in 4 chunks
+    assert "Chunk size 6: enough chunks for 4 at once" in err
+    assert "24 frame(s) in 4 chunk(s)" in out

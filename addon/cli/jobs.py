@@ -40,7 +40,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="",
         help="frames to render, e.g. '1-250' or '1-10,20,30-40x2' (default: the scene's range and step)",
     )
-    p.add_argument("--chunk", type=_positive_int, default=10, metavar="N", help="frames per chunk (default 10)")
+    p.add_argument(
+        "--chunk", type=_chunk_arg, default=10, metavar="N|auto",
+        help="frames per chunk (default 10); 'auto' sizes them from a scout render (see `estimate`)",
+    )  # fmt: skip
     p.add_argument("--backend", choices=("aws", "local"), default="aws", help="where to render (default aws)")
     p.add_argument("--scene", default="", help="scene to render (default: the file's active scene)")
     p.add_argument("--stack", metavar="NAME", help="read bucket, queue and job definitions from this stack")
@@ -141,6 +144,10 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} must be 1 or more")
     return value
+
+
+def _chunk_arg(text: str) -> int | str:
+    return "auto" if text == "auto" else _positive_int(text)
 
 
 def _aws_args(p: argparse.ArgumentParser) -> None:

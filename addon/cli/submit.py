@@ -24,6 +24,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
     err(f"Reading the scene settings of {blend.name} with Blender…")
     snapshot = read_scene(blend, args.scene)
+    if args.chunk == "auto":
+        args.chunk = _measured_chunk(args, blend, snapshot)
     options = SubmitOptions(
         frames=args.frames,
         chunk_size=args.chunk,
@@ -55,6 +57,27 @@ def cmd_submit(args: argparse.Namespace) -> int:
     if args.watch:
         return watch(backend, record, record_store(args), interval=max(0.05, args.interval), out=sys.stdout)
     return 0
+
+
+def _measured_chunk(args: argparse.Namespace, blend: Any, snapshot: Any) -> int:
+    """``--chunk auto``: the chunk size from a scout render (addon.core.quote)."""
+    import os
+
+    from ..core.backends.local.state import default_concurrency
+    from ..core.quote.quoting import DEFAULT_JOB_VCPUS, DEFAULT_MAX_VCPUS, measured_chunk_size
+    from ..core.submit.specbuild import scene_frames
+
+    frames = scene_frames(snapshot, args.frames)
+    if args.backend == "local":
+        parallel = args.concurrency or default_concurrency(args.threads)
+        threads = args.threads or max(1, (os.cpu_count() or 1) // parallel)
+    else:
+        threads = args.vcpus or DEFAULT_JOB_VCPUS
+        parallel = max(1, DEFAULT_MAX_VCPUS // threads)
+    err(f"Scout render of {blend.name} to size the chunks…")
+    size, why, _ = measured_chunk_size(blend, snapshot, frames, parallel, threads, aws=args.backend == "aws")
+    err(f"Chunk size {size}: {why}")
+    return size
 
 
 def _backend_for_submit(args: argparse.Namespace, settings: AwsSettings) -> tuple[Any, str, AwsSettings]:

@@ -107,12 +107,26 @@ def local_quote(measured: Measured, frames: int, parallel: int, job_threads: int
 
 def scene_frames(blend: Path, scene: str, frames_text: str) -> tuple[Any, list[int]]:
     """The scene snapshot and the frames a submit of it would render."""
-    from ..frames import frame_range, parse_frames
     from ..submit.scene_reader import read_scene
+    from ..submit.specbuild import scene_frames as frames_of
 
     snapshot = read_scene(blend, scene)
-    if frames_text:
-        frames = parse_frames(frames_text, snapshot.frame_step)
-    else:
-        frames = frame_range(snapshot.frame_start, snapshot.frame_end, snapshot.frame_step)
-    return snapshot, frames
+    return snapshot, frames_of(snapshot, frames_text)
+
+
+def measured_chunk_size(
+    blend: Path, snapshot: Any, frames: list[int], parallel: int, job_threads: int, aws: bool
+) -> tuple[int, str, Measured]:
+    """``submit --chunk auto``: scout-render the scene and size its chunks from the
+    measurements (:func:`.model.auto_chunk_size`). Returns the size, why, and what was measured."""
+    from .model import AWS_CHUNK_OVERHEAD_S, auto_chunk_size
+    from .scout import scout_frames, scout_render
+
+    picks = [f for f in scout_frames(frames[0], frames[-1]) if f in set(frames)] or frames[:1]
+    measured = scout_render(
+        blend, picks, scene=snapshot.scene, engine=snapshot.engine, saved_by=snapshot.blender_version
+    )
+    frame_s = measured.seconds_per_frame * max(1, measured.threads) / max(1, job_threads)
+    load_s = measured.load_seconds + (AWS_CHUNK_OVERHEAD_S if aws else 0.0)
+    size, why = auto_chunk_size(len(frames), load_s, frame_s, parallel)
+    return size, why, measured
