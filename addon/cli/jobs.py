@@ -78,6 +78,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="local backend: chunks at once (default: this computer's cores / threads per chunk)",
     )
     p.add_argument("--store", default="", metavar="URI", help="local backend: file:/// store root")
+    p.add_argument(
+        "--max-cost", type=float, metavar="USD",
+        help="budget cap: stop the render (keeping finished frames) before it would cost more",
+    )  # fmt: skip
+    p.add_argument(
+        "--price-per-vcpu-hour", type=float, metavar="USD",
+        help="price the cap counts in (default on AWS: the median Spot price of the stack's instance types)",
+    )  # fmt: skip
     p.add_argument("--watch", action="store_true", help="follow the render until it ends")
     p.add_argument("--interval", type=float, default=5.0, help="seconds between refreshes with --watch")
     _aws_args(p)
@@ -108,6 +116,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("retry", help="render the failed chunks again, then stitch (finished frames stay)")
     p.add_argument("id")
+    p.add_argument("--max-cost", type=float, metavar="USD", help="a new budget cap (after a stop by budget)")
     _records_arg(p)
     p.set_defaults(func=cmd_retry)
 
@@ -199,6 +208,9 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 def cmd_retry(args: argparse.Namespace) -> int:
     store = record_store(args)
     record = store.load(args.id)
+    from ..core.quote.budget import raise_cap
+
+    raise_cap(record, args.max_cost)
     record = backend_for_record(record).retry_failed(record)
     store.save(record)
     history = record.jobs.get("history") or []
