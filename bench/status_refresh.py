@@ -141,6 +141,7 @@ def _scenario(settings, frames: int, chunk: int, index: int) -> dict:
 
     for service in ("batch", "s3", "logs"):
         follower.client(service).meta.events.register("provide-client-params.*.*", count)
+
     def refresh(forget: bool) -> dict:
         if forget:
             follower._frame_listings.clear()

@@ -126,6 +126,7 @@ class Follower(BatchJobs):
         """Frames of the spec found under the frames prefix -> upload time (unix seconds),
         listed only where new ones can appear (:mod:`.frame_listing`)."""
         listing = self._listing(record, spec)
+        listing.settled = listing.settled and ended  # a retry starts new jobs: frames can come again
         closed = [f for s in failed if 0 <= s < len(spec.slices) for f in spec.slices[s]]
         s3 = self.client("s3")
         with aws_errors("list the rendered frames", resource=spec.output.frames_uri, **self._who()):
