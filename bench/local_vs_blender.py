@@ -51,13 +51,8 @@ def local_backend(blend: Path, frames: int, store: Path, size: tuple[int, int], 
     cores = os.cpu_count() or 2
     t0 = time.perf_counter()
     spec, spec_uri = stage_submission(
-        store,
-        blend,
-        [range(1, half + 1), range(half + 1, frames + 1)],
-        video=False,
-        threads=max(1, cores // 2),
-        size=size,
-        submission_id=f"bench-{tag}",
+        store, blend, [range(1, half + 1), range(half + 1, frames + 1)], video=False,
+        threads=max(1, cores // 2), size=size, submission_id=f"bench-{tag}",
     )
     backend = LocalBackend(concurrency=2)
     status = wait(backend, backend.submit(spec, spec_uri), timeout=1800, poll=0.05)
@@ -78,28 +73,17 @@ def main() -> None:
         tmp = Path(tmp)
         blend = tmp / "bench.blend"
         subprocess.run(
-            [
-                sys.executable,
-                str(ROOT / "demo" / "make_scene.py"),
-                str(blend),
-                "--frames",
-                str(args.frames),
-                "--size",
-                args.size,
-                "--samples",
-                str(args.samples),
-            ],
-            check=True,
-            capture_output=True,
+            [sys.executable, str(ROOT / "demo" / "make_scene.py"), str(blend), "--frames", str(args.frames),
+             "--size", args.size, "--samples", str(args.samples)],
+            check=True, capture_output=True,
         )
         base, ours = [], []
         for r in range(args.rounds):
             base.append(blender_one_process(blend, args.frames, tmp / f"plain-{r}"))
             ours.append(local_backend(blend, args.frames, tmp / f"store-{r}", size, str(r)))
         b, o = statistics.median(base), statistics.median(ours)
-        print(
-            f"frames={args.frames} size={args.size} samples={args.samples} rounds={args.rounds} cores={os.cpu_count()}"
-        )
+        print(f"frames={args.frames} size={args.size} samples={args.samples} rounds={args.rounds} "
+              f"cores={os.cpu_count()}")
         print(f"blender one process: median {b:.2f} s  {[round(x, 2) for x in base]}")
         print(f"local backend (2 slices): median {o:.2f} s  {[round(x, 2) for x in ours]}")
         print(f"ratio local/blender = {o / b:.3f}  (target <= 1.15)")

@@ -92,15 +92,12 @@ def measure_enable(zip_path: Path, runs: int = 3) -> dict:
         with tempfile.TemporaryDirectory(prefix="abr-bench-enable-") as home:
             proc = subprocess.run(
                 [sys.executable, "-c", _ENABLE_SCRIPT, str(zip_path)],
-                capture_output=True,
-                text=True,
-                timeout=300,
-                env={**os.environ, "BLENDER_USER_RESOURCES": home},
+                capture_output=True, text=True, timeout=300, env={**os.environ, "BLENDER_USER_RESOURCES": home},
             )
         line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT")), None)
         if not line:
             raise SystemExit(f"enable run failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
-        results.append(json.loads(line[len("RESULT") :]))
+        results.append(json.loads(line[len("RESULT"):]))
     return {
         "import_register_s_median": statistics.median(r["import_register_s"] for r in results),
         "import_register_s_max": max(r["import_register_s"] for r in results),
@@ -111,35 +108,17 @@ def measure_enable(zip_path: Path, runs: int = 3) -> dict:
 
 
 def measure_stall(zip_path: Path, endpoint: str, size_mb: int, poll_seconds: float, work: Path) -> dict:
-    os.environ.update(
-        {
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "AWS_REGION": "us-east-1",
-            "AWS_ENDPOINT_URL": endpoint,
-            "AWS_EC2_METADATA_DISABLED": "true",
-        }
-    )
+    os.environ.update({
+        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1", "AWS_ENDPOINT_URL": endpoint, "AWS_EC2_METADATA_DISABLED": "true",
+    })
     texture = work / "project" / "textures" / "big.bmp"
     texture.parent.mkdir(parents=True)
     write_big_bmp(texture, size_mb)
     scene = work / "project" / "scene.blend"
     proc = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "demo" / "make_scene.py"),
-            str(scene),
-            "--frames",
-            "48",
-            "--size",
-            "64x36",
-            "--texture",
-            str(texture),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
+        [sys.executable, str(ROOT / "demo" / "make_scene.py"), str(scene), "--frames", "48", "--size", "64x36",
+         "--texture", str(texture)], capture_output=True, text=True, timeout=300,
     )
     if proc.returncode != 0:
         raise SystemExit(f"make_scene failed:\n{proc.stderr[-2000:]}")
@@ -158,18 +137,11 @@ def measure_stall(zip_path: Path, endpoint: str, size_mb: int, poll_seconds: flo
     ce = batch.create_compute_environment(
         computeEnvironmentName="abr-bench", type="UNMANAGED", state="ENABLED", serviceRole=role
     )["computeEnvironmentArn"]
-    queue = batch.create_job_queue(
-        jobQueueName="abr-bench",
-        state="ENABLED",
-        priority=1,
-        computeEnvironmentOrder=[{"order": 1, "computeEnvironment": ce}],
-    )["jobQueueArn"]
+    queue = batch.create_job_queue(jobQueueName="abr-bench", state="ENABLED", priority=1,
+                                   computeEnvironmentOrder=[{"order": 1, "computeEnvironment": ce}])["jobQueueArn"]
     defs = [
-        batch.register_job_definition(
-            jobDefinitionName=n,
-            type="container",
-            containerProperties={"image": "abr-worker:bench", "vcpus": 2, "memory": 2048, "command": [n]},
-        )["jobDefinitionArn"]
+        batch.register_job_definition(jobDefinitionName=n, type="container", containerProperties={
+            "image": "abr-worker:bench", "vcpus": 2, "memory": 2048, "command": [n]})["jobDefinitionArn"]
         for n in ("render", "stitch")
     ]
     p = bpy.context.preferences.addons[PKG].preferences
@@ -296,33 +268,23 @@ def main(argv: list[str] | None = None) -> int:
     s, e = stall, enable
     print(f"Blender {result['blender']}, moto server, {s['size_mb']} MB texture")
     print(f"upload+submit in the background: {s['upload_seconds']} s; then {s['poll_seconds']:.0f} s of polling")
-    print(
-        f"timer ticks: {s['ticks']} (median {s['tick_median_ms']} ms, p99 {s['tick_p99_ms']} ms, "
-        f"max {s['tick_max_ms']} ms; most CPU in one tick {s['tick_cpu_max_ms']} ms)"
-    )
+    print(f"timer ticks: {s['ticks']} (median {s['tick_median_ms']} ms, p99 {s['tick_p99_ms']} ms, "
+          f"max {s['tick_max_ms']} ms; most CPU in one tick {s['tick_cpu_max_ms']} ms)")
     for item in s["slowest_ticks"]:
-        print(
-            f"  slow tick {item['ms']} ms ({item['cpu_ms']} ms on the CPU) at {item['at_s']} s, "
-            f"handled {item['handled'] or 'no messages'}"
-        )
+        print(f"  slow tick {item['ms']} ms ({item['cpu_ms']} ms on the CPU) at {item['at_s']} s, "
+              f"handled {item['handled'] or 'no messages'}")
     print(f"operators: submit execute {s['submit_execute_ms']} ms, refresh max {s['refresh_execute_max_ms']} ms")
-    print(
-        f"ticks over {STALL_TARGET_S * 1000:.0f} ms: {s['ticks_over_target']} of {s['ticks']} "
-        f"(the most CPU any of them used: {s['cpu_of_ticks_over_target_max_ms']} ms); load average "
-        f"{s['load_average_1min'][0]} -> {s['load_average_1min'][1]} on {s['cpus']} CPUs"
-    )
+    print(f"ticks over {STALL_TARGET_S * 1000:.0f} ms: {s['ticks_over_target']} of {s['ticks']} "
+          f"(the most CPU any of them used: {s['cpu_of_ticks_over_target_max_ms']} ms); load average "
+          f"{s['load_average_1min'][0]} -> {s['load_average_1min'][1]} on {s['cpus']} CPUs")
     ok_stall = s["longest_stall_ms"] <= STALL_TARGET_S * 1000
-    print(
-        f"LONGEST MAIN-THREAD STALL: {s['longest_stall_ms']} ms (target <= {STALL_TARGET_S * 1000:.0f} ms) "
-        f"{'OK' if ok_stall else 'OVER'}"
-    )
+    print(f"LONGEST MAIN-THREAD STALL: {s['longest_stall_ms']} ms (target <= {STALL_TARGET_S * 1000:.0f} ms) "
+          f"{'OK' if ok_stall else 'OVER'}")
     ok_enable = e["import_register_s_max"] <= ENABLE_TARGET_S and not e["heavy_imported"]
-    print(
-        f"ENABLE (import + register, fresh process, {e['runs']} runs): median "
-        f"{e['import_register_s_median'] * 1000:.1f} ms, max {e['import_register_s_max'] * 1000:.1f} ms "
-        f"(target <= {ENABLE_TARGET_S * 1000:.0f} ms); heavy modules imported: "
-        f"{e['heavy_imported'] or 'none'} {'OK' if ok_enable else 'OVER'}"
-    )
+    print(f"ENABLE (import + register, fresh process, {e['runs']} runs): median "
+          f"{e['import_register_s_median'] * 1000:.1f} ms, max {e['import_register_s_max'] * 1000:.1f} ms "
+          f"(target <= {ENABLE_TARGET_S * 1000:.0f} ms); heavy modules imported: "
+          f"{e['heavy_imported'] or 'none'} {'OK' if ok_enable else 'OVER'}")
     return 0
 
 

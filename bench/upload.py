@@ -85,10 +85,8 @@ def main(argv: list[str] | None = None) -> int:
             manifest = {str(Path(p).relative_to(pack)): sha for p, sha in make_project(pack, args.size_mb).items()}
             files = sorted(manifest)
             nbytes = sum((pack / rel).stat().st_size for rel in files)
-            print(
-                f"project: {len(files)} files, {nbytes / 1e6:.1f} MB; endpoint {endpoint}; "
-                f"max_concurrency {args.concurrency}, multipart {config.multipart_threshold >> 20} MiB"
-            )
+            print(f"project: {len(files)} files, {nbytes / 1e6:.1f} MB; endpoint {endpoint}; "
+                  f"max_concurrency {args.concurrency}, multipart {config.multipart_threshold >> 20} MiB")
 
             def raw_one(prefix: str, rel: str) -> None:
                 s3.upload_file(str(pack / rel), args.bucket, f"{prefix}/{rel}", Config=config)
@@ -105,37 +103,24 @@ def main(argv: list[str] | None = None) -> int:
             results[f"raw upload_file, {args.concurrency} threads"] = time.perf_counter() - start
 
             start = time.perf_counter()
-            sent, count = upload_inputs(
-                pack, manifest, f"s3://{args.bucket}/inputs/", store, concurrency=args.concurrency
-            )
+            sent, count = upload_inputs(pack, manifest, f"s3://{args.bucket}/inputs/", store,
+                                        concurrency=args.concurrency)
             results["upload_inputs (ours)"] = ours = time.perf_counter() - start
             assert (sent, count) == (nbytes, len(files)), (sent, count)
 
             start = time.perf_counter()
-            resent, recount = upload_inputs(
-                pack, manifest, f"s3://{args.bucket}/inputs/", store, concurrency=args.concurrency
-            )
+            resent, recount = upload_inputs(pack, manifest, f"s3://{args.bucket}/inputs/", store,
+                                            concurrency=args.concurrency)
             resubmit = time.perf_counter() - start
 
         print(f"{'method':34} {'seconds':>8} {'MB/s':>8} {'ours/this MB/s':>15}")
         for name, seconds in results.items():
             print(f"{name:34} {seconds:8.2f} {nbytes / 1e6 / seconds:8.1f} {seconds / ours:15.2f}")
-        print(
-            f"resubmit (unchanged project): {resent} bytes, {recount} files uploaded, "
-            f"{resubmit:.2f} s to check {len(files)} keys"
-        )
+        print(f"resubmit (unchanged project): {resent} bytes, {recount} files uploaded, "
+              f"{resubmit:.2f} s to check {len(files)} keys")
         if args.json:
-            print(
-                json.dumps(
-                    {
-                        "files": len(files),
-                        "bytes": nbytes,
-                        "seconds": results,
-                        "resubmit_bytes": resent,
-                        "resubmit_seconds": resubmit,
-                    }
-                )
-            )
+            print(json.dumps({"files": len(files), "bytes": nbytes, "seconds": results,
+                              "resubmit_bytes": resent, "resubmit_seconds": resubmit}))
         return 0 if resent == 0 else 1
     finally:
         if moto is not None:

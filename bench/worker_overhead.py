@@ -85,9 +85,7 @@ def make_spec(root: str, sub: str, digest: str, slices: list[list[int]]) -> JobS
         inputs=InputManifest(uri=join_uri(root, "inputs/"), files={"scene.blend": digest}, main_blend="scene.blend"),
         slices=slices,
         output=OutputSpec(
-            frames_uri=base + "frames/",
-            progress_uri=base + "progress/",
-            video_uri=base + "video/",
+            frames_uri=base + "frames/", progress_uri=base + "progress/", video_uri=base + "video/",
             video=VideoSettings(fps_num=24, fps_den=1, width=320, height=180),
         ),
         render=RenderSettings(engine="CYCLES", device="CPU", threads=0, width=320, height=180),
