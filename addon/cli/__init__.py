@@ -17,7 +17,7 @@ from ..core.errors import AwsBatchRenderError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import check, jobs, stack
+    from . import check, estimate, jobs, stack
 
     parser = argparse.ArgumentParser(
         prog="aws-batch-render",
@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     jobs.register(sub)
     check.register(sub)
     stack.register(sub)
+    estimate.register(sub)
     return parser
 
 

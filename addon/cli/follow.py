@@ -30,7 +30,9 @@ def err(text: str) -> None:
 
 
 def refresh(backend: Any, record: SubmissionRecord, store: RecordStore) -> JobStatus:
-    status = backend.status(record)
+    from ..core.quote.budget import enforce_budget
+
+    status = enforce_budget(backend, record, backend.status(record))  # --max-cost: stop before passing it
     record.last_status = status.to_dict()
     store.save(record)
     return status

@@ -40,7 +40,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="",
         help="frames to render, e.g. '1-250' or '1-10,20,30-40x2' (default: the scene's range and step)",
     )
-    p.add_argument("--chunk", type=_positive_int, default=10, metavar="N", help="frames per chunk (default 10)")
+    p.add_argument(
+        "--chunk", type=_chunk_arg, default=10, metavar="N|auto",
+        help="frames per chunk (default 10); 'auto' sizes them from a scout render (see `estimate`)",
+    )  # fmt: skip
     p.add_argument("--backend", choices=("aws", "local"), default="aws", help="where to render (default aws)")
     p.add_argument("--scene", default="", help="scene to render (default: the file's active scene)")
     p.add_argument("--stack", metavar="NAME", help="read bucket, queue and job definitions from this stack")
@@ -76,6 +79,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="local backend: chunks at once (default: this computer's cores / threads per chunk)",
     )
     p.add_argument("--store", default="", metavar="URI", help="local backend: file:/// store root")
+    p.add_argument(
+        "--max-cost", type=float, metavar="USD",
+        help="budget cap: stop the render (keeping finished frames) before it would cost more",
+    )  # fmt: skip
+    p.add_argument(
+        "--price-per-vcpu-hour", type=float, metavar="USD",
+        help="price the cap counts in (default on AWS: the median Spot price of the stack's instance types)",
+    )  # fmt: skip
     p.add_argument("--watch", action="store_true", help="follow the render until it ends")
     p.add_argument("--interval", type=float, default=5.0, help="seconds between refreshes with --watch")
     _aws_args(p)
@@ -106,6 +117,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("retry", help="render the failed chunks again, then stitch (finished frames stay)")
     p.add_argument("id")
+    p.add_argument("--max-cost", type=float, metavar="USD", help="a new budget cap (after a stop by budget)")
     _records_arg(p)
     p.set_defaults(func=cmd_retry)
 
@@ -142,6 +154,10 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} must be 1 or more")
     return value
+
+
+def _chunk_arg(text: str) -> int | str:
+    return "auto" if text == "auto" else _positive_int(text)
 
 
 def _aws_args(p: argparse.ArgumentParser) -> None:
@@ -193,6 +209,9 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 def cmd_retry(args: argparse.Namespace) -> int:
     store = record_store(args)
     record = store.load(args.id)
+    from ..core.quote.budget import raise_cap
+
+    raise_cap(record, args.max_cost)
     record = backend_for_record(record).retry_failed(record)
     store.save(record)
     history = record.jobs.get("history") or []

@@ -5,6 +5,7 @@ chosen backend (AWS Batch or this computer) and, with ``--watch``, follow it.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any, TextIO
 
@@ -22,9 +23,12 @@ def cmd_submit(args: argparse.Namespace) -> int:
     settings = AwsSettings(profile=args.profile, region=args.region, endpoint_url=args.endpoint_url)
     backend, root_uri, settings = _backend_for_submit(args, settings)
 
+    budget = _budget(args, settings)  # a bad cap fails before the upload
     err(f"Reading the scene settings of {blend.name} with Blender…")
     snapshot = read_scene(blend, args.scene)
     _check_first(args, snapshot, settings)
+    if args.chunk == "auto":
+        args.chunk = _measured_chunk(args, blend, snapshot)
     options = SubmitOptions(
         frames=args.frames,
         chunk_size=args.chunk,
@@ -46,6 +50,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
     for warning in report.warnings:
         err(f"warning: {warning}")
     record = backend.submit(spec, spec_uri, source_blend=str(blend))
+    if budget is not None:
+        budget.save_to(record)
     record_store(args).save(record)
     print(
         f"Submitted {record.submission_id} ({args.backend}): {record.frames_total} frame(s) in "
@@ -68,6 +74,62 @@ def _check_first(args: argparse.Namespace, snapshot: Any, settings: AwsSettings)
     blocking = report.blocking(args.ignore or ())
     if blocking:
         raise PreflightError(report, blocking)
+
+
+def _budget(args: argparse.Namespace, settings: AwsSettings) -> Any:
+    """``--max-cost``: the cap and the price it counts in (addon.core.quote.budget)."""
+    from ..core.quote.budget import new_budget
+    from ..core.quote.quoting import DEFAULT_JOB_VCPUS
+
+    if args.max_cost is None:
+        return None
+    local = args.backend == "local"
+    vcpus = (args.threads or os.cpu_count() or 1) if local else (args.vcpus or DEFAULT_JOB_VCPUS)
+    price, source = args.price_per_vcpu_hour, "given"
+    if not price and not local and (args.max_cost or 0) > 0:
+        price, source = _spot_price(args, settings, vcpus)
+    return new_budget(args.max_cost, price, vcpus, source)
+
+
+def _spot_price(args: argparse.Namespace, settings: AwsSettings, vcpus: int) -> tuple[float, str]:
+    from ..core.aws.stack import describe_stack
+    from ..core.quote.quoting import (
+        DEFAULT_MAX_VCPUS,
+        DEFAULT_SPOT_TYPES,
+        AwsCapacity,
+        capacity_from_stack,
+        read_prices,
+    )
+
+    stack = describe_stack(args.stack, settings) if args.stack else None
+    region = settings.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION", "")
+    cap = (
+        capacity_from_stack(stack, region)
+        if stack
+        else AwsCapacity(DEFAULT_SPOT_TYPES.split(","), DEFAULT_MAX_VCPUS, vcpus, region)
+    )
+    cap.job_vcpus = vcpus
+    spot, _ = read_prices(cap, settings)
+    return spot.summary()[0], f"{spot.source} median of {spot.date}"
+
+
+def _measured_chunk(args: argparse.Namespace, blend: Any, snapshot: Any) -> int:
+    """``--chunk auto``: the chunk size from a scout render (addon.core.quote)."""
+    from ..core.backends.local.state import default_concurrency
+    from ..core.quote.quoting import DEFAULT_JOB_VCPUS, DEFAULT_MAX_VCPUS, measured_chunk_size
+    from ..core.submit.specbuild import scene_frames
+
+    frames = scene_frames(snapshot, args.frames)
+    if args.backend == "local":
+        parallel = args.concurrency or default_concurrency(args.threads)
+        threads = args.threads or max(1, (os.cpu_count() or 1) // parallel)
+    else:
+        threads = args.vcpus or DEFAULT_JOB_VCPUS
+        parallel = max(1, DEFAULT_MAX_VCPUS // threads)
+    err(f"Scout render of {blend.name} to size the chunks…")
+    size, why, _ = measured_chunk_size(blend, snapshot, frames, parallel, threads, aws=args.backend == "aws")
+    err(f"Chunk size {size}: {why}")
+    return size
 
 
 def _backend_for_submit(args: argparse.Namespace, settings: AwsSettings) -> tuple[Any, str, AwsSettings]:

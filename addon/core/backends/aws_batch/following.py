@@ -4,8 +4,10 @@ Cost of one status refresh (what ``bench/status_refresh.py`` measures), in AWS c
 
 * one ``DescribeJobs`` for every render job of the submission (the first array and any
   retry arrays) plus the current stitch job — never one call per child;
-* ``ceil(frames / 1000)`` ``ListObjectsV2`` pages of the frames prefix: frames done, the
-  latest frame, and each frame's upload time. Seconds per frame come from those times
+* ``ListObjectsV2`` of the frames prefix, only where new frames can appear (see
+  :mod:`.frame_listing`): one page in the steady state whatever the frame count, none
+  once every render job has ended and was listed after. Frames done, the latest frame
+  and each frame's upload time come from it; seconds per frame come from those times
   (consecutive frames of one slice), so the ETA needs no extra call;
 * at most ONE extra call, only while something is left to do: either
   ``ListJobs(arrayJobId, jobStatus=FAILED)`` when the FAILED count of an array changed
@@ -14,8 +16,10 @@ Cost of one status refresh (what ``bench/status_refresh.py`` measures), in AWS c
   knows the render time of a one-frame slice, which frame times cannot give). Records
   read are cached, so their knowledge accumulates across refreshes.
 
-That is ``2 + ceil(frames / 1000)`` calls at most, constant in the number of chunks.
-The first refresh of a record also reads the job spec once (cached per backend).
+That is 3 calls in the steady state, constant in the number of frames and chunks (the
+progress record is skipped when the listing needed a second page). The first refresh of a
+record in a backend lists every frame (``ceil(frames / 1000)`` pages) and reads the job
+spec once (both cached per backend).
 
 Batch has no CANCELLED state (cancelled jobs end FAILED): ``cancel`` marks the record,
 and status then reports the stopped children as CANCELLED.
@@ -27,16 +31,15 @@ import logging
 import math
 import time
 from collections import Counter
-from datetime import datetime
 from typing import Any
 
 from ...aws.errors import aws_errors
 from ...errors import ObjectNotFoundError, StorageError
-from ...jobspec import JobSpec, frame_from_name
+from ...jobspec import JobSpec
 from ...progress import SliceProgress
-from ...storage import parse_uri
 from ..base import SubmissionRecord
 from ..status import ACTIVE_STATES, DONE_STATES, PENDING_STATES, JobStatus, summarize
+from .frame_listing import FrameListing
 from .jobs import BACKEND_NAME, BatchJobs, RenderJob
 
 log = logging.getLogger(__name__)
@@ -77,7 +80,8 @@ class Follower(BatchJobs):
         stitch = described.get(stitch_id) if stitch_id else None
         stitch_state = stitch.get("status", "") if stitch else ""
 
-        frame_times = self._frames_done(spec)
+        ended = all(described[e.render_job_id].get("status") in DONE_STATES for e in entries)
+        frame_times = self._frames_done(record, spec, failed, ended)
         frames_done = len(frame_times)
         latest = max(frame_times, key=lambda f: (frame_times[f], f)) if frame_times else None
 
@@ -86,7 +90,8 @@ class Follower(BatchJobs):
         if record.jobs.get("cancelled"):
             counts, stitch_state = _as_cancelled(counts, stitch_state)
         unfinished = frames_done < len(spec.frames) or stitch_state not in ("", *DONE_STATES)
-        if not listed and unfinished and any(counts.get(s, 0) for s in ACTIVE_STATES):
+        quiet = not listed and self._listing(record, spec).calls <= 1
+        if quiet and unfinished and any(counts.get(s, 0) for s in ACTIVE_STATES):
             self._read_progress(record, spec, entries, f2s.get(latest, 0) if latest is not None else 0)
         for (sid, index), rec in self._progress_cache.items():
             if sid == record.submission_id and rec.seconds_per_frame:
@@ -115,19 +120,24 @@ class Follower(BatchJobs):
             status.message = f"{len(failed)} chunk(s) failed: 'retry' renders them again"
         return status
 
-    def _frames_done(self, spec: JobSpec) -> dict[int, float]:
-        """Frames of the spec found under the frames prefix -> upload time (unix seconds)."""
-        loc = parse_uri(spec.output.frames_uri)
-        wanted = set(spec.frames)
-        found: dict[int, float] = {}
+    def _frames_done(
+        self, record: SubmissionRecord, spec: JobSpec, failed: set[int], ended: bool
+    ) -> dict[int, float]:
+        """Frames of the spec found under the frames prefix -> upload time (unix seconds),
+        listed only where new ones can appear (:mod:`.frame_listing`)."""
+        listing = self._listing(record, spec)
+        listing.settled = listing.settled and ended  # a retry starts new jobs: frames can come again
+        closed = [f for s in failed if 0 <= s < len(spec.slices) for f in spec.slices[s]]
         s3 = self.client("s3")
         with aws_errors("list the rendered frames", resource=spec.output.frames_uri, **self._who()):
-            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=loc.bucket, Prefix=loc.key):
-                for obj in page.get("Contents", ()):
-                    frame = frame_from_name(obj["Key"])
-                    if frame is not None and frame in wanted:
-                        found[frame] = _timestamp(obj.get("LastModified"))
-        return found
+            return dict(listing.refresh(s3.list_objects_v2, closed=closed, jobs_ended=ended))
+
+    def _listing(self, record: SubmissionRecord, spec: JobSpec) -> FrameListing:
+        key = (record.submission_id, spec.output.frames_uri)
+        listing = self._frame_listings.get(key)
+        if listing is None:
+            listing = self._frame_listings[key] = FrameListing.for_spec(spec)
+        return listing
 
     def _frame_map(self, record: SubmissionRecord, spec: JobSpec) -> dict[int, int]:
         f2s = self._frame_to_slice.get(record.submission_id)
@@ -213,14 +223,10 @@ def _job_vcpus(job: dict[str, Any], requested: int | None) -> float:
     return 1.0
 
 
-def _timestamp(value: Any) -> float:
-    if isinstance(value, datetime):
-        return value.timestamp()
-    if isinstance(value, (int, float)):
-        return float(value)
-    return 0.0
+#: calls of a steady refresh (DescribeJobs, one listing page, one progress record or ListJobs)
+STEADY_CALLS = 3
 
 
 def required_calls(frames: int) -> int:
-    """The refresh budget the benchmark checks: 2 + ceil(frames / 1000)."""
+    """The budget of a first refresh (the whole listing): 2 + ceil(frames / 1000)."""
     return 2 + math.ceil(frames / 1000)

@@ -96,6 +96,7 @@ class BatchJobs:
         self._frame_to_slice: dict[str, dict[int, int]] = {}
         self._failed_cache: dict[tuple[str, int], set[int]] = {}
         self._progress_cache: dict[tuple[str, int], SliceProgress] = {}
+        self._frame_listings: dict[tuple[str, str], Any] = {}  # following.FrameListing
 
     # --- clients -----------------------------------------------------------------
     def client(self, service: str) -> Any:

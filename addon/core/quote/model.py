@@ -1,0 +1,175 @@
+"""The quote's arithmetic, pure: chunk size from the measured start-up and frame time,
+the schedule of chunks on the available slots, and the one-line quote.
+
+Assumptions, stated in every quote (``Quote.assumptions``):
+
+* one vCPU of an instance renders as fast as one thread of this computer (render time
+  scales with the thread count of a job); the range widens the time by -25% / +50%;
+* on AWS each chunk also pays :data:`AWS_CHUNK_OVERHEAD_S` (container start, inputs
+  download) and the job waits :data:`AWS_BOOT_S` for the first instances;
+* billing is per vCPU-second of the chunks (instances kept full), at the median Spot
+  price of the compute environment's instance types; the range runs from the cheapest
+  type at the low time to the dearest at the high time.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+#: per-chunk start-up share the automatic chunk size stays under
+OVERHEAD_SHARE = 0.10
+MAX_CHUNKS = 10_000
+MAX_CHUNK_SECONDS = 3600.0
+AWS_CHUNK_OVERHEAD_S = 20.0
+AWS_BOOT_S = 150.0
+TIME_LOW, TIME_HIGH = 0.75, 1.5
+
+
+@dataclass
+class Measured:
+    """What the scout render measured on this computer."""
+
+    load_seconds: float  # Blender start-up + scene load (+ the first frame's extra cost)
+    seconds_per_frame: float
+    peak_rss_mib: float
+    threads: int  # render threads the scout used
+    frames: list[int] = field(default_factory=list)
+
+
+@dataclass
+class Quote:
+    frames: int
+    chunk_size: int
+    chunks: int
+    chunk_reason: str
+    parallel: int  # chunks at once (instances on AWS, slots on this computer)
+    wall_seconds: float
+    wall_low: float
+    wall_high: float
+    vcpu_hours: float = 0.0
+    cost: float | None = None  # None: the local backend (time only)
+    cost_low: float | None = None
+    cost_high: float | None = None
+    price_date: str = ""
+    price_source: str = ""
+    assumptions: list[str] = field(default_factory=list)
+
+    def line(self) -> str:
+        """``≈ $1.84 ($1.40–$2.60) · ≈ 22 min with 48 chunks on up to 12 instances · Spot prices of 2026-12-01``."""
+        when = f"≈ {duration_text(self.wall_seconds)} ({duration_text(self.wall_low)}–{duration_text(self.wall_high)})"
+        chunks = f"{self.chunks} chunk{'s' if self.chunks != 1 else ''} of {self.chunk_size} frame(s)"
+        if self.cost is None:
+            return f"{when} with {chunks}, {self.parallel} at a time on this computer"
+        money = f"≈ {money_text(self.cost)} ({money_text(self.cost_low)}–{money_text(self.cost_high)})"
+        source = f"{self.price_source} prices" + (f" of {self.price_date}" if self.price_date else "")
+        return f"{money} · {when} with {chunks} on up to {self.parallel} instances · {source}"
+
+
+def auto_chunk_size(
+    frames: int,
+    load_seconds: float,
+    seconds_per_frame: float,
+    parallel: int,
+    max_chunk_seconds: float = MAX_CHUNK_SECONDS,
+    max_chunks: int = MAX_CHUNKS,
+) -> tuple[int, str]:
+    """Frames per chunk so the per-chunk start-up stays within 10% of the chunk's time,
+    within: enough chunks for every slot, at most ``max_chunks`` chunks, and chunks no
+    longer than ``max_chunk_seconds``. Returns the size and why it was chosen."""
+    if frames < 1:
+        return 1, "no frames"
+    frame_s = max(seconds_per_frame, 1e-3)
+    load = max(load_seconds, 0.0)
+    # load <= share * (load + c * F)  <=>  c >= load * (1 - share) / (share * F)
+    size = max(1, math.ceil(load * (1 - OVERHEAD_SHARE) / (OVERHEAD_SHARE * frame_s) - 1e-9))
+    why = f"start-up {load:.0f} s ≤ 10% of a chunk ({size} × {frame_s:.1f} s per frame)"
+    longest = max(1, math.floor((max_chunk_seconds - load) / frame_s))
+    if size > longest:
+        size, why = longest, f"chunks of at most {duration_text(max_chunk_seconds)} (a Spot reclaim loses little)"
+    spread = max(1, math.ceil(frames / max(1, parallel)))
+    if size > spread:
+        size, why = spread, f"enough chunks for {parallel} at once"
+    fewest = math.ceil(frames / max_chunks)
+    if size < fewest:
+        size, why = fewest, f"at most {max_chunks:,} chunks"
+    return min(size, frames), why
+
+
+def schedule_seconds(frames: int, chunk_size: int, load_s: float, frame_s: float, parallel: int) -> tuple[float, float]:
+    """(wall seconds, sum of chunk seconds) of ``frames`` cut into chunks, on ``parallel``
+    slots, longest chunks first (greedy list scheduling)."""
+    sizes = [chunk_size] * (frames // chunk_size) + ([frames % chunk_size] if frames % chunk_size else [])
+    slots = [0.0] * max(1, min(parallel, len(sizes) or 1))
+    total = 0.0
+    for n in sizes:
+        t = load_s + n * frame_s
+        total += t
+        i = slots.index(min(slots))
+        slots[i] += t
+    return max(slots), total
+
+
+def estimate(
+    measured: Measured,
+    frames: int,
+    *,
+    parallel: int,
+    job_threads: int,
+    chunk_size: int | None = None,
+    price_per_vcpu_hour: tuple[float, float, float] | None = None,
+    price_date: str = "",
+    price_source: str = "Spot",
+    aws: bool = False,
+) -> Quote:
+    """The quote for ``frames`` frames. ``price_per_vcpu_hour``: (median, lowest, highest)
+    over the instance types; None quotes time only (the local backend)."""
+    frame_s = measured.seconds_per_frame * max(1, measured.threads) / max(1, job_threads)
+    load_s = measured.load_seconds + (AWS_CHUNK_OVERHEAD_S if aws else 0.0)
+    if chunk_size:
+        size, why = min(chunk_size, max(1, frames)), "chunk size given"
+    else:
+        size, why = auto_chunk_size(frames, load_s, frame_s, parallel)
+    wall, busy = schedule_seconds(frames, size, load_s, frame_s, parallel)
+    wall += AWS_BOOT_S if aws else 0.0
+    chunks = math.ceil(frames / size) if frames else 0
+    assumptions = [
+        f"scout on this computer: start-up+load {measured.load_seconds:.1f} s, {measured.seconds_per_frame:.2f} s per "
+        f"frame with {measured.threads} thread(s), peak memory {measured.peak_rss_mib:.0f} MiB",
+        f"chunk size {size}: {why}",
+    ]
+    if aws:
+        assumptions.append(
+            f"one instance vCPU renders like one thread of this computer ({job_threads} vCPUs per job: "
+            f"{frame_s:.2f} s per frame); +{AWS_CHUNK_OVERHEAD_S:.0f} s per chunk, +{AWS_BOOT_S:.0f} s for instances"
+        )
+    quote = Quote(
+        frames=frames, chunk_size=size, chunks=chunks, chunk_reason=why, parallel=parallel,
+        wall_seconds=wall, wall_low=wall * TIME_LOW, wall_high=wall * TIME_HIGH, assumptions=assumptions,
+    )  # fmt: skip
+    if price_per_vcpu_hour is not None:
+        median, low, high = price_per_vcpu_hour
+        quote.vcpu_hours = busy * job_threads / 3600
+        quote.cost = quote.vcpu_hours * median
+        quote.cost_low = quote.vcpu_hours * TIME_LOW * low
+        quote.cost_high = quote.vcpu_hours * TIME_HIGH * high
+        quote.price_date, quote.price_source = price_date, price_source
+        assumptions.append(
+            f"{quote.vcpu_hours:.2f} vCPU-hours at ${median:.4f} per vCPU-hour ({price_source} median; "
+            f"${low:.4f}–${high:.4f} over the instance types)"
+        )
+    return quote
+
+
+def duration_text(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def money_text(value: float | None) -> str:
+    if value is None:
+        return "?"
+    return f"${value:.2f}" if value >= 0.1 else f"${value:.4f}"

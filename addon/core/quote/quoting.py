@@ -1,0 +1,132 @@
+"""One quote from a .blend: read the scene, scout-render it, price it (AWS) or not (local).
+
+What the AWS side needs comes from the stack's parameters (``cloudformation:DescribeStacks``,
+already in the submitter policy): the Spot instance types, the Spot vCPU ceiling and the
+vCPUs of one render job; each can also be given directly. Prices: see :mod:`.prices`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..aws.errors import aws_errors
+from ..aws.session import AwsSettings, client
+from ..errors import AwsBatchRenderError
+from .model import Measured, Quote, estimate
+from .prices import PRICING_REGION, PriceTable, instance_types_for, on_demand_prices, spot_prices
+
+log = logging.getLogger(__name__)
+
+#: the stack's defaults (infra/stack.yaml), used when neither a stack nor a value is given
+DEFAULT_SPOT_TYPES = "c7i,c6i,c6a,m7i,m6i,m6a"
+DEFAULT_MAX_VCPUS = 256
+DEFAULT_JOB_VCPUS = 8
+
+
+class QuoteError(AwsBatchRenderError):
+    exit_code = 2
+
+
+@dataclass
+class AwsCapacity:
+    """What the compute environment offers a render: instance types, vCPU ceiling, job size."""
+
+    instance_types: list[str]
+    max_vcpus: int
+    job_vcpus: int
+    region: str
+    on_demand_types: list[str] = field(default_factory=list)
+
+    @property
+    def parallel(self) -> int:
+        return max(1, self.max_vcpus // max(1, self.job_vcpus))
+
+
+def capacity_from_stack(stack: dict[str, Any], region: str) -> AwsCapacity:
+    """The Spot capacity a deployed stack's parameters describe."""
+    params = {p["ParameterKey"]: p.get("ParameterValue", "") for p in stack.get("Parameters") or []}
+    return AwsCapacity(
+        instance_types=(params.get("SpotInstanceTypes") or DEFAULT_SPOT_TYPES).split(","),
+        max_vcpus=int(params.get("SpotMaxVcpus") or DEFAULT_MAX_VCPUS),
+        job_vcpus=int(params.get("RenderVcpus") or DEFAULT_JOB_VCPUS),
+        region=region,
+        on_demand_types=(params.get("OnDemandInstanceTypes") or "").split(","),
+    )
+
+
+def read_prices(capacity: AwsCapacity, settings: AwsSettings, pricing: Any = None) -> tuple[PriceTable, PriceTable]:
+    """(Spot, on-demand) prices per vCPU-hour of the capacity's instance types."""
+    try:
+        types = instance_types_for(capacity.instance_types, capacity.job_vcpus)
+    except ValueError as exc:
+        raise QuoteError(str(exc)) from None
+    if not types:
+        raise QuoteError("No instance types to price: pass --instance-types (e.g. c7i,m7i) or --stack NAME.")
+    with aws_errors("read Spot prices", permission="ec2:DescribeSpotPriceHistory", region=capacity.region):
+        spot = spot_prices(client("ec2", settings), types)
+    if pricing is None:
+        pricing_settings = AwsSettings(
+            profile=settings.profile, region=PRICING_REGION, endpoint_url=settings.endpoint_url
+        )
+        pricing = client("pricing", pricing_settings)
+    demand = on_demand_prices(pricing, types, capacity.region)
+    if not spot.per_vcpu_hour:  # no Spot offer for these types here: quote on-demand
+        log.info("no Spot price for %s in %s", ", ".join(types), capacity.region)
+        return demand, demand
+    return spot, demand
+
+
+def aws_quote(
+    measured: Measured,
+    frames: int,
+    capacity: AwsCapacity,
+    spot: PriceTable,
+    demand: PriceTable,
+    chunk_size: int | None = None,
+) -> Quote:
+    quote = estimate(
+        measured, frames, parallel=capacity.parallel, job_threads=capacity.job_vcpus, chunk_size=chunk_size,
+        price_per_vcpu_hour=spot.summary(), price_date=spot.date, price_source=spot.source, aws=True,
+    )  # fmt: skip
+    if quote.cost is not None and demand is not spot:
+        on_demand = quote.vcpu_hours * demand.summary()[0]
+        quote.assumptions.append(f"on-demand it would cost ≈ ${on_demand:.2f} ({demand.source})")
+    quote.assumptions.append(
+        f"up to {capacity.parallel} jobs at once ({capacity.max_vcpus} vCPUs / {capacity.job_vcpus} per job) in "
+        f"{capacity.region}; instance types {', '.join(sorted(spot.per_vcpu_hour))}"
+    )
+    return quote
+
+
+def local_quote(measured: Measured, frames: int, parallel: int, job_threads: int, chunk_size: int | None) -> Quote:
+    return estimate(measured, frames, parallel=parallel, job_threads=job_threads, chunk_size=chunk_size)
+
+
+def scene_frames(blend: Path, scene: str, frames_text: str) -> tuple[Any, list[int]]:
+    """The scene snapshot and the frames a submit of it would render."""
+    from ..submit.scene_reader import read_scene
+    from ..submit.specbuild import scene_frames as frames_of
+
+    snapshot = read_scene(blend, scene)
+    return snapshot, frames_of(snapshot, frames_text)
+
+
+def measured_chunk_size(
+    blend: Path, snapshot: Any, frames: list[int], parallel: int, job_threads: int, aws: bool
+) -> tuple[int, str, Measured]:
+    """``submit --chunk auto``: scout-render the scene and size its chunks from the
+    measurements (:func:`.model.auto_chunk_size`). Returns the size, why, and what was measured."""
+    from .model import AWS_CHUNK_OVERHEAD_S, auto_chunk_size
+    from .scout import scout_frames, scout_render
+
+    picks = [f for f in scout_frames(frames[0], frames[-1]) if f in set(frames)] or frames[:1]
+    measured = scout_render(
+        blend, picks, scene=snapshot.scene, engine=snapshot.engine, saved_by=snapshot.blender_version
+    )
+    frame_s = measured.seconds_per_frame * max(1, measured.threads) / max(1, job_threads)
+    load_s = measured.load_seconds + (AWS_CHUNK_OVERHEAD_S if aws else 0.0)
+    size, why = auto_chunk_size(len(frames), load_s, frame_s, parallel)
+    return size, why, measured

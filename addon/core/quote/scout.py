@@ -1,0 +1,131 @@
+"""The scout render: a few representative frames (first, middle, last) of the scene,
+rendered on this computer in a child Blender with the scene's full settings, timed.
+
+The child runs the worker's own inner script (``worker/inner_render.py``), the same code
+that renders on AWS and in the local backend, so what is timed is what a chunk does:
+start Blender, open the file, render frames one after the other. From the moment the
+child starts to each ``ABR_FRAME`` line:
+
+* seconds per frame F: the mean render time of the frames after the first (of the only
+  frame when one is rendered); the first frame's extra (shader compile, first sync) is
+  counted with the start-up, since every chunk pays it once;
+* start-up + load L: time to the first frame written, minus F;
+* peak resident memory: the child's ``ru_maxrss`` from ``wait4``.
+
+Nothing is written next to the user's file: frames go to a temporary folder, removed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from ..backends.local.processes import import_root
+from ..errors import AwsBatchRenderError
+from .model import Measured
+
+FRAME_TAG = "ABR_FRAME"  # the same text as worker/inner_render.py's FRAME_TAG
+ERROR_TAG = "ABR_ERROR"
+
+
+class ScoutError(AwsBatchRenderError):
+    """The scout render could not run or failed."""
+
+    exit_code = 42
+
+
+def scout_frames(frame_start: int, frame_end: int, frame_step: int = 1, count: int = 3) -> list[int]:
+    """First, middle and last frame of the range (fewer when the range is shorter)."""
+    frames = list(range(frame_start, frame_end + 1, max(1, frame_step)))
+    if len(frames) <= count:
+        return frames
+    picks = {frames[0], frames[len(frames) // 2], frames[-1]}
+    return sorted(picks)
+
+
+def inner_argv() -> list[str]:
+    """A Blender binary (``BLENDER_BIN``), a Python with bpy (``BLENDER_PYTHON``), or this
+    Python, running the worker's inner render script with the job on stdin."""
+    script = str(import_root() / "worker" / "inner_render.py")
+    binary = os.environ.get("BLENDER_BIN", "")
+    if binary:
+        return [binary, "-b", "--factory-startup", "--python", script, "--", "--job", "-"]
+    return [os.environ.get("BLENDER_PYTHON", "") or sys.executable, script, "--job", "-"]
+
+
+def scout_render(
+    blend: Path,
+    frames: list[int],
+    *,
+    scene: str = "",
+    engine: str,
+    threads: int = 0,
+    saved_by: str = "",
+    timeout: float = 1800,
+) -> Measured:
+    """Render ``frames`` of ``blend`` once in a child Blender and measure it."""
+    if not frames:
+        raise ScoutError("The scene has no frames to render: check its frame range.")
+    out_dir = Path(tempfile.mkdtemp(prefix="abr-scout-"))
+    job = {
+        "blend": str(blend), "scene": scene, "engine": engine, "device": "CPU", "threads": threads,
+        "out_dir": str(out_dir), "image_format": "PNG", "frames": frames, "saved_by": saved_by,
+    }  # fmt: skip
+    env = dict(
+        os.environ, PYTHONPATH=os.pathsep.join(p for p in (str(import_root()), os.environ.get("PYTHONPATH")) if p)
+    )
+    events: list[tuple[float, float]] = []  # (seconds since start, render seconds)
+    errors: list[str] = []
+    t0 = time.perf_counter()
+    try:
+        proc = subprocess.Popen(
+            inner_argv(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            text=True, env=env, cwd=str(out_dir),
+        )  # fmt: skip
+    except OSError as exc:
+        shutil.rmtree(out_dir, ignore_errors=True)
+        raise ScoutError(
+            f"Cannot start Blender for the scout render: {exc}. Set BLENDER_BIN or BLENDER_PYTHON."
+        ) from exc
+    try:
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write(json.dumps(job) + "\n")
+        proc.stdin.close()
+        for line in proc.stdout:
+            tag, _, payload = line.strip().partition(" ")
+            if tag == FRAME_TAG:
+                events.append((time.perf_counter() - t0, float(json.loads(payload).get("seconds", 0.0))))
+            elif tag == ERROR_TAG:
+                errors.append(str(json.loads(payload).get("message", payload)))
+            if time.perf_counter() - t0 > timeout:
+                proc.kill()
+                break
+        _pid, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        shutil.rmtree(out_dir, ignore_errors=True)
+    if proc.returncode != 0 or len(events) < len(frames):
+        why = errors[0] if errors else f"Blender exited with {proc.returncode} after {len(events)} frame(s)"
+        raise ScoutError(f"The scout render of {blend.name} failed: {why}")
+    renders = [s for _t, s in events]
+    frame_s = statistics.mean(renders[1:]) if len(renders) > 1 else renders[0]
+    # wall per frame between events also counts writing the image: prefer it when larger
+    if len(events) > 1:
+        frame_s = max(frame_s, (events[-1][0] - events[0][0]) / (len(events) - 1))
+    load = max(0.0, events[0][0] - frame_s)
+    return Measured(
+        load_seconds=load,
+        seconds_per_frame=frame_s,
+        peak_rss_mib=usage.ru_maxrss / 1024,  # KiB on Linux
+        threads=threads or (os.cpu_count() or 1),
+        frames=list(frames),
+    )

@@ -1,0 +1,43 @@
+"""Quote accuracy: the estimate's wall time against the actual wall time of the same
+render on the local backend, for three generated scenes of different character (heavy
+load with fast frames; slow frames; mixed), chunk size chosen by the quote. Target:
+within 20% on each. Also prints the scout's figures.
+
+    .venv/bin/python bench/quote_accuracy.py [--scenes heavy,slow,mixed]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from quote_scenes import SCENES, make, run_local, scout_and_quote
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scenes", default=",".join(SCENES))
+    args = parser.parse_args(argv)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="abr-quote-") as tmp:
+        for name in args.scenes.split(","):
+            blend = make(Path(tmp), name)
+            measured, quote, _snapshot, frames = scout_and_quote(blend)
+            actual = run_local(blend, Path(tmp) / f"store-{name}", frames, quote.chunk_size, SCENES[name][1], name)
+            rows.append((name, measured, quote, actual))
+    print(f"{'scene':>6} {'frames':>6} {'L s':>5} {'F s':>6} {'chunk':>5} {'estimate':>9} {'actual':>8} {'ratio':>6}")
+    ok = True
+    for name, m, q, a in rows:
+        ratio = a["wall"] / q.wall_seconds
+        ok &= 0.8 <= ratio <= 1.2
+        print(f"{name:>6} {q.frames:>6} {m.load_seconds:5.1f} {m.seconds_per_frame:6.2f} {q.chunk_size:>5} "
+              f"{q.wall_seconds:8.1f}s {a['wall']:7.1f}s {ratio:6.2f}")  # fmt: skip
+    print(f"all within 20%: {ok}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

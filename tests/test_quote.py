@@ -1,0 +1,203 @@
+"""The quote: chunk size and schedule arithmetic, Spot prices from the moto server's EC2
+``DescribeSpotPriceHistory``, on-demand prices from the Price List API (botocore's Stubber,
+moto has no ``pricing``), the scout render in a real child Blender, and the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from addon.cli import main
+from addon.core.aws.session import AwsSettings, client
+from addon.core.quote.model import Measured, auto_chunk_size, estimate, schedule_seconds
+from addon.core.quote.prices import (
+    FALLBACK_ON_DEMAND_PER_VCPU_HOUR,
+    FALLBACK_SOURCE,
+    instance_types_for,
+    on_demand_prices,
+    spot_prices,
+    type_vcpus,
+)
+from addon.core.quote.scout import scout_frames, scout_render
+
+# --- arithmetic -----------------------------------------------------------------------------
+
+
+def test_auto_chunk_size_keeps_start_up_under_ten_percent():
+    size, why = auto_chunk_size(frames=10_000, load_seconds=30, seconds_per_frame=10, parallel=12)
+    assert size == 27 and "10%" in why  # 30 <= 0.1 * (30 + 27 * 10)
+    assert 30 / (30 + size * 10) <= 0.10 < 30 / (30 + (size - 1) * 10)
+
+
+def test_auto_chunk_size_limits():
+    # slow frames, slow load: 10% would need 14 frames of 390 s; an hour holds 7 after a 600 s load
+    assert auto_chunk_size(1000, 600, 390, parallel=4) == (7, "chunks of at most 60 min (a Spot reclaim loses little)")
+    # enough chunks for every slot
+    size, why = auto_chunk_size(100, 60, 1, parallel=20)
+    assert size == 5 and "20 at once" in why
+    # at most 10,000 chunks
+    size, why = auto_chunk_size(50_000, 0.1, 10, parallel=50_000)
+    assert size == 5 and "10,000" in why
+    assert auto_chunk_size(3, 100, 1, parallel=1)[0] == 3
+
+
+def test_schedule_and_estimate():
+    wall, busy = schedule_seconds(frames=25, chunk_size=10, load_s=5, frame_s=1, parallel=2)
+    assert busy == 3 * 5 + 25 and wall == 15 + 10  # chunks of 15, 15, 10 s on two slots
+    m = Measured(load_seconds=5, seconds_per_frame=2, peak_rss_mib=500, threads=2)
+    local = estimate(m, 48, parallel=1, job_threads=2, chunk_size=12)
+    assert local.cost is None and local.chunks == 4 and local.wall_seconds == 4 * (5 + 24)
+    assert local.line() == "≈ 2 min (87 s–3 min) with 4 chunks of 12 frame(s), 1 at a time on this computer"
+    aws = estimate(m, 48, parallel=4, job_threads=4, chunk_size=12, price_per_vcpu_hour=(0.02, 0.01, 0.03),
+                   price_date="2026-12-01", aws=True)  # fmt: skip
+    # 4 vCPUs per job: 1 s per frame; each chunk 5 + 20 (overhead) + 12 s, all four at once
+    assert aws.wall_seconds == pytest.approx(150 + 37)
+    assert aws.vcpu_hours == pytest.approx(4 * 37 * 4 / 3600)
+    assert aws.cost == pytest.approx(aws.vcpu_hours * 0.02)
+    assert aws.cost_low < aws.cost < aws.cost_high
+    assert aws.line().endswith("with 4 chunks of 12 frame(s) on up to 4 instances · Spot prices of 2026-12-01")
+
+
+def test_instance_types_for_families_and_types():
+    assert instance_types_for(["c7i", "m6i.4xlarge", " optimal"], 8) == {"c7i.2xlarge": 8, "m6i.4xlarge": 16}
+    assert instance_types_for(["c6a"], 3) == {"c6a.xlarge": 4}
+    assert type_vcpus("c7i.large") == 2 and type_vcpus("m7i.24xlarge") == 96
+    with pytest.raises(ValueError, match="exact size"):
+        type_vcpus("c7i.metal")
+
+
+# --- prices ---------------------------------------------------------------------------------
+
+
+def test_spot_prices_from_moto(aws_settings):
+    types = {"c6i.2xlarge": 8, "m5.2xlarge": 8}
+    table = spot_prices(client("ec2", aws_settings), types)
+    assert set(table.per_vcpu_hour) == set(types)
+    # moto quotes 0.00001 per hour in each zone, dated 2006-01-02
+    assert table.per_vcpu_hour["c6i.2xlarge"] == pytest.approx(0.00001 / 8)
+    assert table.zones["c6i.2xlarge"] >= 2
+    assert table.date == "2006-01-02" and table.source == "Spot"
+
+
+PRODUCT = {
+    "product": {"attributes": {"instanceType": "c6i.xlarge", "regionCode": "us-east-1"}},
+    "terms": {"OnDemand": {"X.JRTCKXETXF": {"effectiveDate": "2026-11-01T00:00:00Z", "priceDimensions": {
+        "X.JRTCKXETXF.6YS6EN2CT7": {"unit": "Hrs", "pricePerUnit": {"USD": "0.1700000000"}}}}}},
+}  # fmt: skip
+
+
+def test_on_demand_prices_from_the_price_list_api():
+    from botocore.stub import Stubber
+
+    pricing = client("pricing", AwsSettings(region="us-east-1"))
+    with Stubber(pricing) as stub:
+        stub.add_response("get_products", {"PriceList": [json.dumps(PRODUCT)], "FormatVersion": "aws_v1"})
+        table = on_demand_prices(pricing, {"c6i.xlarge": 4}, "us-east-1")
+        stub.assert_no_pending_responses()
+    assert table.per_vcpu_hour == {"c6i.xlarge": pytest.approx(0.0425)}
+    assert table.source == "on-demand" and table.date == "2026-11-01"
+
+
+def test_on_demand_falls_back_when_refused():
+    from botocore.stub import Stubber
+
+    pricing = client("pricing", AwsSettings(region="us-east-1"))
+    with Stubber(pricing) as stub:
+        stub.add_client_error("get_products", "AccessDeniedException", "not authorized to pricing:GetProducts")
+        table = on_demand_prices(pricing, {"c6i.xlarge": 4, "m6i.xlarge": 4}, "eu-west-1")
+    assert table.source == FALLBACK_SOURCE
+    assert table.per_vcpu_hour == {
+        "c6i.xlarge": FALLBACK_ON_DEMAND_PER_VCPU_HOUR,
+        "m6i.xlarge": FALLBACK_ON_DEMAND_PER_VCPU_HOUR,
+    }
+
+
+# --- scout and CLI --------------------------------------------------------------------------
+
+
+def test_scout_frames():
+    assert scout_frames(1, 250) == [1, 126, 250]
+    assert scout_frames(1, 2) == [1, 2]
+    assert scout_frames(10, 20, 5) == [10, 15, 20]
+
+
+def test_scout_render_measures_a_real_blender(tiny_scene):
+    before = tiny_scene.read_bytes()
+    m = scout_render(tiny_scene, [1, 12, 24], engine="CYCLES")
+    assert m.frames == [1, 12, 24]
+    assert 0 < m.seconds_per_frame < 30
+    assert 0.5 < m.load_seconds < 120  # importing bpy and opening the file takes a while
+    assert 100 < m.peak_rss_mib < 8000  # a Blender, not this test process
+    assert tiny_scene.read_bytes() == before
+    assert sorted(p.name for p in tiny_scene.parent.iterdir()) == ["tiny.blend"]  # nothing written beside it
+
+
+def test_estimate_cli_local_and_aws(tiny_scene, aws, capsys):
+    assert main(["estimate", str(tiny_scene), "--backend", "local", "--frames", "1-12", "--chunk", "4"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("≈ ") and "with 3 chunks of 4 frame(s), 1 at a time on this computer" in out[0]
+    assert "$" not in out[0]
+    assert any(line.strip().startswith("scout on this computer") for line in out[1:])
+
+    code = main(["estimate", str(tiny_scene), "--instance-types", "c6i,m5", "--vcpus", "4", "--max-vcpus", "16",
+                 "--region", "us-east-1", "--endpoint-url", aws.endpoint, "--json"])  # fmt: skip
+    assert code == 0
+    quote = json.loads(capsys.readouterr().out)
+    assert quote["frames"] == 24 and quote["parallel"] == 4
+    assert quote["price_source"] == "Spot" and quote["price_date"] == "2006-01-02"
+    assert quote["line"].startswith("≈ $") and "on up to 4 instances · Spot prices of 2006-01-02" in quote["line"]
+    # moto has no Price List API: the documented fallback is named
+    assert any(FALLBACK_SOURCE in a for a in quote["assumptions"])
+
+
+def test_estimate_reads_the_stack_parameters(aws):
+    from addon.cli import build_parser
+    from addon.cli.estimate import _capacity
+
+    template = {
+        "Parameters": {k: {"Type": "String"} for k in ("SpotInstanceTypes", "SpotMaxVcpus", "RenderVcpus")},
+        "Resources": {"Nothing": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
+        "Outputs": {"Region": {"Value": "us-east-1"}},
+    }
+    settings = AwsSettings(region="us-east-1", endpoint_url=aws.endpoint)
+    values = {"SpotInstanceTypes": "c6i,m6i.8xlarge", "SpotMaxVcpus": "64", "RenderVcpus": "16"}
+    client("cloudformation", settings).create_stack(
+        StackName="abr",
+        TemplateBody=json.dumps(template),
+        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in values.items()],
+    )
+    args = build_parser().parse_args(["estimate", "x.blend", "--stack", "abr", "--endpoint-url", aws.endpoint])
+    cap = _capacity(args, settings)
+    assert (cap.instance_types, cap.max_vcpus, cap.job_vcpus, cap.region) == (
+        ["c6i", "m6i.8xlarge"],
+        64,
+        16,
+        "us-east-1",
+    )
+    assert cap.parallel == 4
+    args = build_parser().parse_args(["estimate", "x.blend", "--stack", "nope", "--endpoint-url", aws.endpoint])
+    with pytest.raises(Exception, match="nope"):
+        _capacity(args, settings)
+
+
+def test_estimate_aws_needs_stack_or_types(tiny_scene, capsys):
+    assert main(["estimate", str(tiny_scene), "--region", "us-east-1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--stack NAME" in err[0]
+
+
+def test_submit_chunk_auto_sizes_chunks_from_a_scout_render(aws_settings, s3_bucket, tiny_scene, tmp_path, capsys):
+    from tests.test_aws_batch_support import RENDER_DEF, STITCH_DEF, create_batch_env
+
+    env = create_batch_env(aws_settings)
+    code = main([
+        "submit", str(tiny_scene), "--chunk", "auto", "--vcpus", "64", "--bucket", s3_bucket,
+        "--queue", env.queue_arn, "--job-definition", RENDER_DEF, "--stitch-job-definition", STITCH_DEF,
+        "--endpoint-url", aws_settings.endpoint_url, "--region", "us-east-1", "--records", str(tmp_path / "r"),
+    ])  # fmt: skip
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    # 256 vCPUs / 64 per job = 4 at once; start-up dwarfs a frame at 64 vCPUs: 24 frames in 4 chunks
+    assert "Chunk size 6: enough chunks for 4 at once" in err
+    assert "24 frame(s) in 4 chunk(s)" in out
