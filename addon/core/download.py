@@ -20,7 +20,7 @@ from pathlib import Path
 from .aws.session import AwsSettings
 from .errors import AwsBatchRenderError, ObjectNotFoundError
 from .jobspec import JobSpec, frame_from_name
-from .storage import Store, open_store
+from .storage import Store, local_write_error, open_store
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +128,10 @@ def download_submission(
                 progress(done, total)
 
     if fetch:
-        dest.mkdir(parents=True, exist_ok=True)
+        try:
+            dest.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise local_write_error(exc, dest) from None
         with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
             for future in [pool.submit(one, item) for item in fetch]:
                 future.result()  # re-raise the first failure (a StorageError with its fix)

@@ -29,6 +29,12 @@ URI_HELP = "use s3://bucket/key for S3 or file:///absolute/path for a local fold
 ProgressCallback = Callable[[int], None]
 
 
+class BucketMissingError(StorageError):
+    """The bucket named by an s3:// URI does not exist (the AWS code for it, not plain storage)."""
+
+    exit_code = 25  # addon.core.aws.errors.BucketNotFoundError's
+
+
 @dataclass(frozen=True)
 class ParsedURI:
     scheme: str  # "s3" or "file"
@@ -137,21 +143,28 @@ class FileStore(Store):
     def info(self, uri: str) -> ObjectInfo:
         try:
             st = self._path(uri).stat()
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             raise ObjectNotFoundError(f"{uri} does not exist.") from None
+        except OSError as exc:
+            raise StorageError(f"Cannot read {uri}: {exc.strerror or exc}.") from None
         return ObjectInfo(uri, st.st_size, st.st_mtime)
 
     def get_file(self, uri: str, dest: str | os.PathLike[str]) -> None:
         src = self._path(uri)
         if not src.is_file():
             raise ObjectNotFoundError(f"{uri} does not exist.")
-        _atomic_copy(src, Path(dest))
+        try:
+            _atomic_copy(src, Path(dest))
+        except OSError as exc:
+            raise _copy_error(exc, uri, Path(dest)) from None
 
     def get_bytes(self, uri: str) -> bytes:
         try:
             return self._path(uri).read_bytes()
-        except (FileNotFoundError, IsADirectoryError):
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise ObjectNotFoundError(f"{uri} does not exist.") from None
+        except OSError as exc:
+            raise StorageError(f"Cannot read {uri}: {exc.strerror or exc}.") from None
 
     def put_file(
         self, src: str | os.PathLike[str], uri: str, progress: ProgressCallback | None = None
@@ -254,16 +267,19 @@ class S3Store(Store):
     def get_file(self, uri: str, dest: str | os.PathLike[str]) -> None:
         loc = self._loc(uri)
         dest = Path(dest)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = _temp_beside(dest)
-        os.close(fd)
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = _temp_beside(dest)
+            os.close(fd)
+        except OSError as exc:
+            raise local_write_error(exc, dest) from None
         try:
             self.client.download_file(loc.bucket, loc.key, tmp, Config=self.transfer_config())
             os.replace(tmp, dest)
         except Exception as exc:
             _unlink(tmp)
             if isinstance(exc, OSError):
-                raise StorageError(f"Cannot write {dest}: {exc.strerror or exc}.") from None
+                raise local_write_error(exc, dest) from None
             raise translate_s3_error(exc, "download", uri, "s3:GetObject") from None
 
     def get_bytes(self, uri: str) -> bytes:
@@ -314,7 +330,7 @@ def translate_s3_error(exc: Exception, action: str, uri: str, permission: str) -
     if code in ("404", "NoSuchKey", "NotFound"):
         return ObjectNotFoundError(f"{uri} does not exist.")
     if code == "NoSuchBucket":
-        return StorageError(
+        return BucketMissingError(
             f"The bucket s3://{bucket} does not exist (check the bucket name, or deploy the stack)."
         )
     if code in ("403", "AccessDenied", "AllAccessDisabled", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
@@ -344,6 +360,27 @@ def open_store(uri: str, settings: AwsSettings | None = None, **s3_options: Any)
     if scheme == "file":
         return FileStore()
     return S3Store(settings, **s3_options)
+
+
+def local_write_error(exc: OSError, dest: Path) -> StorageError:
+    """A failed write of ``dest`` on this computer, as one line that says what to change."""
+    import errno
+
+    where = f" ({exc.filename})" if exc.filename and str(exc.filename) != str(dest) else ""
+    if exc.errno in (errno.EEXIST, errno.ENOTDIR):
+        fix = "a file is in the way where a folder must be: choose another --dest folder"
+    elif exc.errno == errno.ENOSPC:
+        fix = "the disk is full: free some space or choose another --dest"
+    else:
+        fix = "choose a folder you can write to (--dest)"
+    return StorageError(f"Cannot write {dest}: {exc.strerror or exc}{where}; {fix}.")
+
+
+def _copy_error(exc: OSError, uri: str, dest: Path) -> StorageError:
+    # Reading the source can fail too (permissions, a vanished file): say which side.
+    if exc.filename and Path(exc.filename) == FileStore()._path(uri):
+        return StorageError(f"Cannot read {uri}: {exc.strerror or exc}.")
+    return local_write_error(exc, dest)
 
 
 def _atomic_copy(src: Path, dest: Path) -> None:

@@ -23,6 +23,12 @@ class LocalBackendError(AwsBatchRenderError):
     exit_code = 7
 
 
+class RetryWhileRunningError(LocalBackendError):
+    """retry was asked while the supervisor or a worker of the submission still runs."""
+
+    exit_code = 33
+
+
 def default_store_uri() -> str:
     """``file://`` root of the local backend's store (inputs and submissions)."""
     base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
@@ -90,6 +96,11 @@ def read_state(state_dir: Path) -> SupervisorState:
     except FileNotFoundError:
         raise LocalBackendError(
             f"No local render state at {path}: the submission folder was moved or deleted."
+        ) from None
+    except (OSError, ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
+        raise LocalBackendError(
+            f"The local render state {path} is damaged ({type(exc).__name__}); its progress cannot be "
+            "read. Frames already rendered stay in the store: submit the scene again to render the rest."
         ) from None
 
 
