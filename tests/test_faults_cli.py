@@ -333,6 +333,8 @@ def test_readme_exit_code_table_matches_the_code():
     assert not missing, f"exit codes the CLI can return but the table lacks: {missing}"
     # Every listed code is really returned by something (2 and 130 also by argparse / Ctrl+C).
     assert set(exitcodes.CLI) - set(produced) - {exitcodes.SUCCESS} == set()
-    from addon.core.storage import BucketMissingError
+    from addon.core.aws.errors import BucketNotFoundError
+    from addon.core.errors import StorageError
 
-    assert BucketMissingError.exit_code == 25 and exitcodes.CLI[25] == "AWS: bucket missing"
+    assert BucketNotFoundError.exit_code == 25 and exitcodes.CLI[25] == "AWS: bucket missing"
+    assert issubclass(BucketNotFoundError, StorageError)  # workers still treat it as storage trouble

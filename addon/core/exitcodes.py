@@ -1,4 +1,5 @@
-"""Worker exit codes: part of the contract with the Batch retry strategy.
+"""Exit codes: the worker's (part of the contract with the Batch retry strategy) and the
+command line's (:data:`CLI`, the table the README shows).
 
 The job definitions and the submit-time retry strategy retry ``RETRYABLE`` (and Spot
 reclaims, ``Host EC2*``) and stop on everything else, ``CONTENT_ERROR`` above all.

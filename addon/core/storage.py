@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .aws.errors import BucketNotFoundError
 from .aws.session import AwsSettings, client
-from .errors import ObjectNotFoundError, StorageError, StorageURIError
+from .errors import ObjectNotFoundError, StorageError, StorageURIError, local_write_error
 
 log = logging.getLogger(__name__)
 
@@ -27,12 +28,6 @@ URI_HELP = "use s3://bucket/key for S3 or file:///absolute/path for a local fold
 
 #: called with the number of bytes just transferred (from transfer threads)
 ProgressCallback = Callable[[int], None]
-
-
-class BucketMissingError(StorageError):
-    """The bucket named by an s3:// URI does not exist (the AWS code for it, not plain storage)."""
-
-    exit_code = 25  # addon.core.aws.errors.BucketNotFoundError's
 
 
 @dataclass(frozen=True)
@@ -156,7 +151,9 @@ class FileStore(Store):
         try:
             _atomic_copy(src, Path(dest))
         except OSError as exc:
-            raise _copy_error(exc, uri, Path(dest)) from None
+            if exc.filename and Path(exc.filename) == src:  # the reading side failed
+                raise StorageError(f"Cannot read {uri}: {exc.strerror or exc}.") from None
+            raise local_write_error(exc, Path(dest)) from None
 
     def get_bytes(self, uri: str) -> bytes:
         try:
@@ -330,7 +327,7 @@ def translate_s3_error(exc: Exception, action: str, uri: str, permission: str) -
     if code in ("404", "NoSuchKey", "NotFound"):
         return ObjectNotFoundError(f"{uri} does not exist.")
     if code == "NoSuchBucket":
-        return BucketMissingError(
+        return BucketNotFoundError(
             f"The bucket s3://{bucket} does not exist (check the bucket name, or deploy the stack)."
         )
     if code in ("403", "AccessDenied", "AllAccessDisabled", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
@@ -360,27 +357,6 @@ def open_store(uri: str, settings: AwsSettings | None = None, **s3_options: Any)
     if scheme == "file":
         return FileStore()
     return S3Store(settings, **s3_options)
-
-
-def local_write_error(exc: OSError, dest: Path) -> StorageError:
-    """A failed write of ``dest`` on this computer, as one line that says what to change."""
-    import errno
-
-    where = f" ({exc.filename})" if exc.filename and str(exc.filename) != str(dest) else ""
-    if exc.errno in (errno.EEXIST, errno.ENOTDIR):
-        fix = "a file is in the way where a folder must be: choose another --dest folder"
-    elif exc.errno == errno.ENOSPC:
-        fix = "the disk is full: free some space or choose another --dest"
-    else:
-        fix = "choose a folder you can write to (--dest)"
-    return StorageError(f"Cannot write {dest}: {exc.strerror or exc}{where}; {fix}.")
-
-
-def _copy_error(exc: OSError, uri: str, dest: Path) -> StorageError:
-    # Reading the source can fail too (permissions, a vanished file): say which side.
-    if exc.filename and Path(exc.filename) == FileStore()._path(uri):
-        return StorageError(f"Cannot read {uri}: {exc.strerror or exc}.")
-    return local_write_error(exc, dest)
 
 
 def _atomic_copy(src: Path, dest: Path) -> None:

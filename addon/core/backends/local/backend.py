@@ -21,6 +21,7 @@ import sys
 import time
 from pathlib import Path
 
+from ...errors import StorageError
 from ...jobspec import JobSpec
 from ...progress import SliceProgress, frames_done_from_listing
 from ...storage import FileStore
@@ -36,6 +37,7 @@ from .processes import (
     write_supervisor_pid,
 )
 from .state import (
+    PID_FILE,
     STATE_FILE,
     LocalBackendError,
     RetryWhileRunningError,
@@ -125,8 +127,8 @@ class LocalBackend:
         for obj in store.list(spec.output.progress_uri):
             try:
                 records.append(SliceProgress.from_json(store.get_bytes(obj.uri)))
-            except (ValueError, TypeError, OSError):
-                continue  # being rewritten or foreign: skip this refresh
+            except (ValueError, TypeError, OSError, StorageError):
+                continue  # being rewritten, gone or foreign: skip this refresh
         orphans: list[int] = []
         supervisor_gone = state.state not in ("SUCCEEDED", "FAILED", "CANCELLED") and not live
         if supervisor_gone and _starting(state_dir, state):
@@ -283,13 +285,19 @@ STARTING_SECONDS = 30.0
 
 
 def _starting(state_dir: Path, state: SupervisorState) -> bool:
+    """state.json was just written for a new start and no supervisor was recorded after it
+    (the submitter writes the state, then starts the supervisor, then records its pid)."""
     if state.state != "SUBMITTED":
         return False
     try:
-        age = time.time() - (state_dir / STATE_FILE).stat().st_mtime
+        written = (state_dir / STATE_FILE).stat().st_mtime
     except OSError:
         return False
-    return age < STARTING_SECONDS
+    try:
+        recorded = (state_dir / PID_FILE).stat().st_mtime
+    except OSError:
+        recorded = 0.0
+    return recorded < written and time.time() - written < STARTING_SECONDS
 
 
 def _task_pids(state: SupervisorState) -> list[int]:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ...errors import AwsBatchRenderError
 from ...storage import FileStore, parse_uri, path_to_uri
+from ..base import RetryTooEarlyError
 
 STATE_FILE = "state.json"
 
@@ -23,10 +24,8 @@ class LocalBackendError(AwsBatchRenderError):
     exit_code = 7
 
 
-class RetryWhileRunningError(LocalBackendError):
-    """retry was asked while the supervisor or a worker of the submission still runs."""
-
-    exit_code = 33
+class RetryWhileRunningError(RetryTooEarlyError, LocalBackendError):
+    """retry was asked while the supervisor or a worker of the submission still runs (33)."""
 
 
 def default_store_uri() -> str:
