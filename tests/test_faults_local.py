@@ -96,6 +96,7 @@ def _stopped_supervisor_with_a_running_slice(tmp_path, scene: Path):
     record = backend.submit(spec, spec_uri)
     assert wait(backend, record, timeout=120).state == "SUCCEEDED"
     state_dir = Path(record.jobs["state_dir"])
+    _wait_for(lambda: not supervisor_pid(state_dir), 30, "the supervisor to exit after its last write")
     state = read_state(state_dir)  # rewind to "RUNNING" with the supervisor gone, as after a SIGKILL
     state.state, state.stopped_at = "RUNNING", 0.0
     state.slices[0].state = "RUNNING"
