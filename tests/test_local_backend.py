@@ -240,7 +240,8 @@ def test_installed_extension_layout_exposes_addon_and_worker_to_children(tmp_pat
         "from aws_batch_render.core.backends.local.processes import process_env;"
         "print(json.dumps(process_env({'BLENDER_BIN': '/opt/blender/blender'})))"
     )
-    clean = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    clean = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "XDG_RUNTIME_DIR")}
+    clean["XDG_CACHE_HOME"] = str(tmp_path / "cache")  # the private link folder: not in the real home
     out = subprocess.run([sys.executable, "-I", "-c", code, str(ext.parent)], capture_output=True, text=True,
                          timeout=60, env=clean, cwd=tmp_path)
     assert out.returncode == 0, out.stderr

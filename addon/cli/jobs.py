@@ -22,6 +22,7 @@ from pathlib import Path
 
 from ..core.aws.session import AwsSettings
 from ..core.backends.factory import backend_for_record
+from ..core.errors import AwsBatchRenderError
 from ..core.jobspec import IMAGE_FORMATS, JobSpec
 from .follow import WATCH_NOT_SUCCEEDED, format_status, record_store, refresh, size_text, watch
 from .submit import cmd_submit
@@ -197,7 +198,19 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_cancel(args: argparse.Namespace) -> int:
     store = record_store(args)
     record = store.load(args.id)
-    backend_for_record(record).cancel(record)
+    backend = backend_for_record(record)
+    try:
+        status = refresh(backend, record, store)
+    except AwsBatchRenderError:
+        status = None  # cancel anyway: stopping what may run matters more than the status
+    if status is not None and status.finished:
+        how = {"SUCCEEDED": "succeeded", "CANCELLED": "was cancelled", "FAILED": "failed"}.get(status.state, "ended")
+        print(
+            f"{record.submission_id} had already finished ({how}); nothing to cancel. Finished frames "
+            "stay: 'download' fetches them."
+        )
+        return 0
+    backend.cancel(record)
     store.save(record)
     print(
         f"Cancelled {record.submission_id}: pending chunks are cancelled, running ones terminated "

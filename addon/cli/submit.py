@@ -10,6 +10,7 @@ import sys
 from typing import Any, TextIO
 
 from ..core.aws.session import AwsSettings
+from ..core.backends.aws_batch.job_requests import MIN_TIMEOUT_SECONDS
 from ..core.backends.factory import BackendConfigError, make_backend
 from .follow import err, record_store, size_text, term_width, watch
 
@@ -22,6 +23,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
     blend = args.blend.expanduser().resolve()
     settings = AwsSettings(profile=args.profile, region=args.region, endpoint_url=args.endpoint_url)
     backend, root_uri, settings = _backend_for_submit(args, settings)
+    records = record_store(args)
+    records.check_writable()  # before anything starts: a render whose record cannot be saved is lost
 
     budget = _budget(args, settings)  # a bad cap fails before the upload
     err(f"Reading the scene settings of {blend.name} with Blender…")
@@ -52,15 +55,17 @@ def cmd_submit(args: argparse.Namespace) -> int:
     record = backend.submit(spec, spec_uri, source_blend=str(blend))
     if budget is not None:
         budget.save_to(record)
-    record_store(args).save(record)
+    # The id first: whatever happens next, the user knows which render is running.
     print(
         f"Submitted {record.submission_id} ({args.backend}): {record.frames_total} frame(s) in "
         f"{record.slice_count} chunk(s); uploaded {report.files_uploaded} file(s), "
-        f"{size_text(report.bytes_uploaded)} of {size_text(report.bytes_total)}."
+        f"{size_text(report.bytes_uploaded)} of {size_text(report.bytes_total)}.",
+        flush=True,
     )
+    records.save(record)
     print(f"Follow it with: aws-batch-render status {record.submission_id} --watch")
     if args.watch:
-        return watch(backend, record, record_store(args), interval=max(0.05, args.interval), out=sys.stdout)
+        return watch(backend, record, records, interval=max(0.05, args.interval), out=sys.stdout)
     return 0
 
 
@@ -136,6 +141,12 @@ def _backend_for_submit(args: argparse.Namespace, settings: AwsSettings) -> tupl
     if args.backend == "local":
         from ..core.backends.local.state import default_store_uri
 
+        if args.store and not args.store.startswith("file://"):
+            raise BackendConfigError(
+                f"The local backend renders from a folder on this computer, so --store must be a "
+                f"file:/// URI, not {args.store!r}; leave --store out for the default folder, or use "
+                "--backend aws for an s3:// bucket."
+            )
         cfg = {"concurrency": args.concurrency, "max_attempts": args.attempts}
         return make_backend("local", **{k: v for k, v in cfg.items() if v}), args.store or default_store_uri(), settings
     bucket, queue, gpu_queue = args.bucket, args.queue, args.gpu_queue
@@ -154,6 +165,11 @@ def _backend_for_submit(args: argparse.Namespace, settings: AwsSettings) -> tupl
         log_group = log_group or outputs.log_group
     if not bucket:
         raise BackendConfigError("The AWS backend needs --bucket (or --stack NAME to read it from the stack).")
+    if args.timeout is not None and args.timeout < MIN_TIMEOUT_SECONDS:
+        err(
+            f"note: AWS Batch's shortest time limit is {MIN_TIMEOUT_SECONDS} s, so --timeout {args.timeout} "
+            f"is sent as {MIN_TIMEOUT_SECONDS} s."
+        )
     backend = make_backend(
         "aws",
         settings=settings,

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .aws.session import AwsSettings
-from .errors import AwsBatchRenderError, ObjectNotFoundError
+from .errors import AwsBatchRenderError, ObjectNotFoundError, local_write_error
 from .jobspec import JobSpec, frame_from_name
 from .storage import Store, open_store
 
@@ -128,7 +128,10 @@ def download_submission(
                 progress(done, total)
 
     if fetch:
-        dest.mkdir(parents=True, exist_ok=True)
+        try:
+            dest.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise local_write_error(exc, dest, "a --dest folder") from None
         with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
             for future in [pool.submit(one, item) for item in fetch]:
                 future.result()  # re-raise the first failure (a StorageError with its fix)

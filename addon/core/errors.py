@@ -40,3 +40,26 @@ class StorageError(AwsBatchRenderError):
 
 class ObjectNotFoundError(StorageError):
     """The object named by a URI does not exist."""
+
+
+class LocalWriteError(StorageError, OSError):
+    """Writing a file on this computer failed; still an OSError with its errno (ENOSPC...)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+def local_write_error(exc: OSError, dest: object, where: str = "a folder") -> LocalWriteError:
+    """A failed write of ``dest`` on this computer, as one line that says what to change."""
+    import errno
+
+    if exc.errno in (errno.EEXIST, errno.ENOTDIR):
+        fix = f"a file is in the way where a folder must be: choose {where} that is a folder"
+    elif exc.errno == errno.ENOSPC:
+        fix = f"the disk is full: free some space or choose {where} on another disk"
+    else:
+        fix = f"choose {where} you can write to"
+    other = f" ({exc.filename})" if exc.filename and str(exc.filename) != str(dest) else ""
+    err = LocalWriteError(f"Cannot write {dest}: {exc.strerror or exc}{other}; {fix}.")
+    err.errno, err.filename = exc.errno, exc.filename
+    return err

@@ -21,6 +21,7 @@ from itertools import pairwise
 from typing import Any
 
 from .errors import JobSpecError, StorageURIError
+from .jobspec_checks import check_frame_numbers, check_manifest_paths
 from .storage import join_uri, parse_uri
 
 SCHEMA_VERSION = 1
@@ -162,7 +163,7 @@ class JobSpec:
     def from_json(cls, text: str | bytes) -> JobSpec:
         try:
             data = json.loads(text)
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             raise JobSpecError(
                 f"The job spec is not valid JSON ({exc}); it may be truncated or not a spec file."
             ) from None
@@ -201,7 +202,9 @@ class JobSpec:
                 f"spec.created_at {self.created_at!r} is not an ISO 8601 time."
             ) from None
         self._validate_inputs()
+        check_manifest_paths(self.inputs.files)
         self._validate_slices()
+        check_frame_numbers(self.slices)
         retried = self.extra.get("retry_of_slices", "")
         if retried and (
             not re.fullmatch(r"\d+(,\d+)*", retried) or len(retried.split(",")) != len(self.slices)

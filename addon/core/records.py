@@ -13,13 +13,17 @@ import tempfile
 from pathlib import Path
 
 from .backends.base import SubmissionRecord
-from .errors import AwsBatchRenderError
+from .errors import AwsBatchRenderError, StorageError
 
 log = logging.getLogger(__name__)
 
 
 class RecordNotFoundError(AwsBatchRenderError):
     exit_code = 6
+
+
+class RecordDamagedError(RecordNotFoundError):
+    """A submission record exists but cannot be read as one."""
 
 
 def default_records_dir() -> Path:
@@ -32,13 +36,35 @@ class RecordStore:
         self.folder = Path(folder) if folder else default_records_dir()
 
     def save(self, record: SubmissionRecord) -> Path:
-        self.folder.mkdir(parents=True, exist_ok=True)
         dest = self.folder / f"{record.submission_id}.json"
-        fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".tmp-", suffix=".json")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(record.to_json())
-        os.replace(tmp, dest)
+        tmp = ""
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".tmp-", suffix=".json")
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(record.to_json())
+            os.replace(tmp, dest)
+        except OSError as exc:
+            if tmp:
+                Path(tmp).unlink(missing_ok=True)
+            raise StorageError(
+                f"Cannot save the record of {record.submission_id} in {self.folder}: "
+                f"{exc.strerror or exc}. Pass --records a folder you can write to."
+            ) from None
         return dest
+
+    def check_writable(self) -> None:
+        """Fail now, before anything starts, if records cannot be saved in the folder."""
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".tmp-", suffix=".json")
+            os.close(fd)
+            os.unlink(tmp)
+        except OSError as exc:
+            raise StorageError(
+                f"Cannot save submission records in {self.folder}: {exc.strerror or exc}. "
+                "Pass --records a folder you can write to."
+            ) from None
 
     def load(self, submission_id: str) -> SubmissionRecord:
         path = self.folder / f"{submission_id}.json"
@@ -56,7 +82,13 @@ class RecordStore:
                     f"No submission {submission_id!r} is recorded in {self.folder} "
                     "('aws-batch-render list' shows the known ones)."
                 )
-        return SubmissionRecord.from_json(path.read_text(encoding="utf-8"))
+        try:
+            return SubmissionRecord.from_json(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError, TypeError, KeyError, RecursionError) as exc:
+            raise RecordDamagedError(
+                f"The submission record {path} is damaged ({type(exc).__name__}: {exc}); delete it, "
+                "or restore it from a backup ('aws-batch-render list' skips it)."
+            ) from None
 
     def list(self, source_blend: str | None = None) -> list[SubmissionRecord]:
         """Newest first; only those of ``source_blend`` when given."""
@@ -64,7 +96,7 @@ class RecordStore:
         for path in self._files():
             try:
                 rec = SubmissionRecord.from_json(path.read_text(encoding="utf-8"))
-            except (OSError, ValueError, TypeError) as exc:
+            except (OSError, ValueError, TypeError, KeyError, RecursionError) as exc:
                 log.warning("skipping unreadable submission record %s: %s", path, exc)
                 continue
             if source_blend is None or rec.source_blend == source_blend:

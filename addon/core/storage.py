@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .aws.errors import BucketNotFoundError
 from .aws.session import AwsSettings, client
-from .errors import ObjectNotFoundError, StorageError, StorageURIError
+from .errors import ObjectNotFoundError, StorageError, StorageURIError, local_write_error
 
 log = logging.getLogger(__name__)
 
@@ -137,21 +138,30 @@ class FileStore(Store):
     def info(self, uri: str) -> ObjectInfo:
         try:
             st = self._path(uri).stat()
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             raise ObjectNotFoundError(f"{uri} does not exist.") from None
+        except OSError as exc:
+            raise StorageError(f"Cannot read {uri}: {exc.strerror or exc}.") from None
         return ObjectInfo(uri, st.st_size, st.st_mtime)
 
     def get_file(self, uri: str, dest: str | os.PathLike[str]) -> None:
         src = self._path(uri)
         if not src.is_file():
             raise ObjectNotFoundError(f"{uri} does not exist.")
-        _atomic_copy(src, Path(dest))
+        try:
+            _atomic_copy(src, Path(dest))
+        except OSError as exc:
+            if exc.filename and Path(exc.filename) == src:  # the reading side failed
+                raise StorageError(f"Cannot read {uri}: {exc.strerror or exc}.") from None
+            raise local_write_error(exc, Path(dest)) from None
 
     def get_bytes(self, uri: str) -> bytes:
         try:
             return self._path(uri).read_bytes()
-        except (FileNotFoundError, IsADirectoryError):
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise ObjectNotFoundError(f"{uri} does not exist.") from None
+        except OSError as exc:
+            raise StorageError(f"Cannot read {uri}: {exc.strerror or exc}.") from None
 
     def put_file(
         self, src: str | os.PathLike[str], uri: str, progress: ProgressCallback | None = None
@@ -254,16 +264,19 @@ class S3Store(Store):
     def get_file(self, uri: str, dest: str | os.PathLike[str]) -> None:
         loc = self._loc(uri)
         dest = Path(dest)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = _temp_beside(dest)
-        os.close(fd)
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = _temp_beside(dest)
+            os.close(fd)
+        except OSError as exc:
+            raise local_write_error(exc, dest) from None
         try:
             self.client.download_file(loc.bucket, loc.key, tmp, Config=self.transfer_config())
             os.replace(tmp, dest)
         except Exception as exc:
             _unlink(tmp)
             if isinstance(exc, OSError):
-                raise StorageError(f"Cannot write {dest}: {exc.strerror or exc}.") from None
+                raise local_write_error(exc, dest) from None
             raise translate_s3_error(exc, "download", uri, "s3:GetObject") from None
 
     def get_bytes(self, uri: str) -> bytes:
@@ -314,7 +327,7 @@ def translate_s3_error(exc: Exception, action: str, uri: str, permission: str) -
     if code in ("404", "NoSuchKey", "NotFound"):
         return ObjectNotFoundError(f"{uri} does not exist.")
     if code == "NoSuchBucket":
-        return StorageError(
+        return BucketNotFoundError(
             f"The bucket s3://{bucket} does not exist (check the bucket name, or deploy the stack)."
         )
     if code in ("403", "AccessDenied", "AllAccessDisabled", "InvalidAccessKeyId", "SignatureDoesNotMatch"):

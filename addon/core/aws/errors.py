@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from ..errors import AwsBatchRenderError, ObjectNotFoundError
+from ..errors import AwsBatchRenderError, ObjectNotFoundError, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,9 @@ class AwsAccessDeniedError(AwsError):
         self.permission = permission
 
 
-class BucketNotFoundError(AwsError):
+class BucketNotFoundError(AwsError, StorageError):
+    """Also a storage error: whoever handles failed reads and writes handles this one too."""
+
     exit_code = 25
 
 

@@ -10,8 +10,15 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
+from ..errors import AwsBatchRenderError
 from ..jobspec import JobSpec
 from .status import JobStatus
+
+
+class RetryTooEarlyError(AwsBatchRenderError):
+    """retry was asked while chunks (or processes) of the submission still pend or run."""
+
+    exit_code = 33
 
 
 @dataclass

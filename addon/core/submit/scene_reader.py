@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 from ..errors import AwsBatchRenderError
+from .blender_output import cannot_read_message
 from .scene import SceneSnapshot
 
 log = logging.getLogger(__name__)
@@ -106,8 +107,5 @@ def read_scene(
     for line in proc.stdout.splitlines():
         if line.startswith(MARKER):
             return SceneSnapshot.from_dict(json.loads(line[len(MARKER) :]))
-    tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-8:])
-    raise SceneReadError(
-        f"Blender could not read the scene settings from {path.name} (exit status "
-        f"{proc.returncode}). Open the file in Blender to check it; Blender said:\n{tail}"
-    )
+    log.debug("Blender's output reading %s:\n%s%s", path, proc.stdout, proc.stderr)
+    raise SceneReadError(cannot_read_message(path.name, proc.stderr or proc.stdout, proc.returncode))

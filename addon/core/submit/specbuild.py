@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from fractions import Fraction
 from pathlib import PurePosixPath
 
+from ..errors import JobSpecError
 from ..frames import chunk_frames, frame_range, parse_frames
 from ..jobspec import (
     AudioTrack,
@@ -118,6 +119,17 @@ def video_settings(snapshot: SceneSnapshot, options: SubmitOptions, name: str) -
     )
 
 
+def check_render_size(snapshot: SceneSnapshot) -> None:
+    """The scene renders at least one pixel each way (a low Resolution % can round to 0)."""
+    if snapshot.width >= 1 and snapshot.height >= 1:
+        return
+    raise JobSpecError(
+        f"Scene {snapshot.scene!r} renders at {snapshot.width}x{snapshot.height} pixels "
+        f"({snapshot.resolution_x}x{snapshot.resolution_y} at {snapshot.resolution_percentage}%): raise "
+        "Output Properties > Format > Resolution % (or the resolution) so both sides are at least 1 pixel."
+    )
+
+
 def build_spec(
     snapshot: SceneSnapshot,
     options: SubmitOptions,
@@ -133,6 +145,7 @@ def build_spec(
     source = snapshot.blend_path.replace("\\", "/") or main_blend
     source_name = PurePosixPath(source).name
     stem = PurePosixPath(source_name).stem or "video"
+    check_render_size(snapshot)
     paths = submission_paths(root_uri, submission_id)
     slices = chunk_frames(scene_frames(snapshot, options.frames), chunk_size=options.chunk_size)
     video = None

@@ -11,7 +11,7 @@ from ...aws.errors import AwsAccessDeniedError, aws_errors
 from ...errors import AwsBatchRenderError
 from ...jobspec import JobSpec, utc_now_iso
 from ...storage import join_uri
-from ..base import SubmissionRecord
+from ..base import RetryTooEarlyError, SubmissionRecord
 from ..status import ACTIVE_STATES, PENDING_STATES
 from .job_requests import stitch_job_request
 from .jobs import RenderJob
@@ -24,12 +24,6 @@ class NothingToRetryError(AwsBatchRenderError):
     """retry was asked for a submission with no failed slice."""
 
     exit_code = 32
-
-
-class RetryTooEarlyError(AwsBatchRenderError):
-    """retry was asked while chunks of the submission are still pending or running."""
-
-    exit_code = 33
 
 
 class Controller(Submitter):

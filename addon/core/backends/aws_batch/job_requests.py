@@ -17,6 +17,8 @@ _NAME_BAD = re.compile(r"[^A-Za-z0-9_-]+")
 _TAG_BAD = re.compile(r"[^\w .:/=+@-]+", re.UNICODE)
 TAG_SUBMISSION = "aws-batch-render:submission"
 TAG_BLEND = "aws-batch-render:blend"
+#: AWS Batch's shortest attempt timeout: a shorter one is sent as this (and the CLI says so)
+MIN_TIMEOUT_SECONDS = 60
 
 
 def sanitize_job_name(text: str, fallback: str = "render") -> str:
@@ -147,4 +149,4 @@ def _add_limits(request: dict[str, Any], timeout_seconds: int | None, attempts: 
         request["retryStrategy"] = retry_strategy(attempts)
     if timeout_seconds is not None:
         # per child attempt; Batch's minimum is 60 s
-        request["timeout"] = {"attemptDurationSeconds": max(60, int(timeout_seconds))}
+        request["timeout"] = {"attemptDurationSeconds": max(MIN_TIMEOUT_SECONDS, int(timeout_seconds))}

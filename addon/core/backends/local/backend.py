@@ -21,15 +21,26 @@ import sys
 import time
 from pathlib import Path
 
+from ...errors import StorageError
 from ...jobspec import JobSpec
 from ...progress import SliceProgress, frames_done_from_listing
 from ...storage import FileStore
 from ..base import SubmissionRecord
 from ..status import JobStatus, summarize
-from .processes import pid_alive, process_env, reap_later, runs, signal_group, supervisor_pid
+from .processes import (
+    pid_alive,
+    process_env,
+    reap_later,
+    signal_group,
+    submission_processes,
+    supervisor_pid,
+    write_supervisor_pid,
+)
 from .state import (
     PID_FILE,
+    STATE_FILE,
     LocalBackendError,
+    RetryWhileRunningError,
     SupervisorState,
     TaskState,
     default_concurrency,
@@ -103,7 +114,11 @@ class LocalBackend:
 
     def status(self, record: SubmissionRecord) -> JobStatus:
         spec = self._spec(record)
-        state = read_state(Path(record.jobs["state_dir"]))
+        state_dir = Path(record.jobs["state_dir"])
+        # Liveness first, then the state: a supervisor that ends between the two reads has
+        # written its final state before it ended, so the pair is always consistent.
+        live = supervisor_pid(state_dir)  # 0 unless alive and ours
+        state = read_state(state_dir)
         store = FileStore()
         done, latest, latest_uri = frames_done_from_listing(
             (o.uri for o in store.list(spec.output.frames_uri)), spec.frames
@@ -112,15 +127,19 @@ class LocalBackend:
         for obj in store.list(spec.output.progress_uri):
             try:
                 records.append(SliceProgress.from_json(store.get_bytes(obj.uri)))
-            except (ValueError, TypeError, OSError):
-                continue  # being rewritten or foreign: skip this refresh
-        live = supervisor_pid(Path(record.jobs["state_dir"]))  # 0 unless alive and ours
+            except (ValueError, TypeError, OSError, StorageError):
+                continue  # being rewritten, gone or foreign: skip this refresh
+        orphans: list[int] = []
         supervisor_gone = state.state not in ("SUCCEEDED", "FAILED", "CANCELLED") and not live
+        if supervisor_gone and _starting(state_dir, state):
+            supervisor_gone = False  # submitted a moment ago: its pid is being recorded
+        if supervisor_gone:
+            orphans = submission_processes(record.spec_uri, _task_pids(state))
         counts: dict[str, int] = {}
         failed = []
         for task in state.slices:
             s = task.state
-            if supervisor_gone and s in ("RUNNING", "PENDING"):
+            if supervisor_gone and not orphans and s in ("RUNNING", "PENDING"):
                 s = "FAILED"
             s = {"PENDING": "RUNNABLE"}.get(s, s)
             counts[s] = counts.get(s, 0) + 1
@@ -129,7 +148,7 @@ class LocalBackend:
         stitch_state = ""
         if state.stitch is not None:
             stitch_state = state.stitch.state
-            if supervisor_gone and stitch_state in ("RUNNING", "PENDING"):
+            if supervisor_gone and not orphans and stitch_state in ("RUNNING", "PENDING"):
                 stitch_state = "FAILED"
         end = state.stopped_at or time.time()
         cpu_seconds = sum(
@@ -140,7 +159,12 @@ class LocalBackend:
         threads = spec.render.threads or (os.cpu_count() or 1)
         video = spec.video_file_uri() if spec.output.video and store.exists(spec.video_file_uri()) else ""
         message = state.message
-        if supervisor_gone:
+        if orphans:  # never call a living render FAILED
+            message = (
+                f"The local supervisor stopped; {len(orphans)} process(es) of this render are still "
+                "running and stop by themselves: wait for them, then 'retry' renders the missing frames."
+            )
+        elif supervisor_gone:
             message = "The local supervisor stopped unexpectedly; 'retry' renders the missing frames."
         if state.state == "CANCELLED":
             counts = {"CANCELLED": len(state.slices)} if not counts.get("SUCCEEDED") else counts
@@ -172,11 +196,11 @@ class LocalBackend:
                 time.sleep(0.1)
             if pid_alive(pid):
                 signal_group(pid, signal.SIGKILL)
-        # Whatever the supervisor managed, make sure no worker is left behind.
+        # Whatever the supervisor managed, make sure no process of the render is left behind.
         state = read_state(state_dir)
+        for left in submission_processes(record.spec_uri, _task_pids(state)):
+            signal_group(left, signal.SIGKILL)
         for task in [*state.slices, *([state.stitch] if state.stitch else [])]:
-            if task.pid and runs(task.pid, "worker"):
-                signal_group(task.pid, signal.SIGKILL)
             if task.state in ("PENDING", "RUNNING"):
                 task.state = "CANCELLED"
         if state.state not in ("SUCCEEDED", "FAILED"):
@@ -186,11 +210,18 @@ class LocalBackend:
 
     def retry_failed(self, record: SubmissionRecord) -> SubmissionRecord:
         state_dir = Path(record.jobs["state_dir"])
+        live = supervisor_pid(state_dir)
         state = read_state(state_dir)
-        if supervisor_pid(state_dir):
-            raise LocalBackendError(
+        if live:
+            raise RetryWhileRunningError(
                 "This submission is still running; its supervisor already retries failed slices "
                 f"(up to {state.max_attempts} attempts each). Cancel it first to restart it."
+            )
+        left = submission_processes(record.spec_uri, _task_pids(state))
+        if left:  # a second worker on the same slice would render its frames twice
+            raise RetryWhileRunningError(
+                f"{len(left)} process(es) of {record.submission_id} are still running (pid "
+                f"{', '.join(map(str, left[:5]))}); wait until they stop, or 'cancel' it, then retry."
             )
         again = [t.index for t in state.slices if t.state != "SUCCEEDED"]
         for task in state.slices:
@@ -242,10 +273,35 @@ class LocalBackend:
                 start_new_session=True,  # survives its submitter; cancel signals this group
                 close_fds=True,
             )
-        # The supervisor owns state.json; its pid goes beside it, so status never sees pid 0.
-        (state_dir / PID_FILE).write_text(str(proc.pid), encoding="utf-8")
+        # The supervisor owns state.json; its pid and start time go beside it, so status
+        # recognises it from the moment it runs (its command line reads empty while it execs).
+        write_supervisor_pid(state_dir, proc.pid)
         reap_later(proc)
         return proc.pid
+
+
+#: a submission whose state.json was written this recently, with no supervisor yet, is starting
+STARTING_SECONDS = 30.0
+
+
+def _starting(state_dir: Path, state: SupervisorState) -> bool:
+    """state.json was just written for a new start and no supervisor was recorded after it
+    (the submitter writes the state, then starts the supervisor, then records its pid)."""
+    if state.state != "SUBMITTED":
+        return False
+    try:
+        written = (state_dir / STATE_FILE).stat().st_mtime
+    except OSError:
+        return False
+    try:
+        recorded = (state_dir / PID_FILE).stat().st_mtime
+    except OSError:
+        recorded = 0.0
+    return recorded < written and time.time() - written < STARTING_SECONDS
+
+
+def _task_pids(state: SupervisorState) -> list[int]:
+    return [t.pid for t in [*state.slices, *([state.stitch] if state.stitch else [])] if t.pid]
 
 
 def wait(backend: LocalBackend, record: SubmissionRecord, timeout: float = 600.0, poll: float = 0.5) -> JobStatus:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ...errors import AwsBatchRenderError
 from ...storage import FileStore, parse_uri, path_to_uri
+from ..base import RetryTooEarlyError
 
 STATE_FILE = "state.json"
 
@@ -21,6 +22,10 @@ PID_FILE = "supervisor.pid"
 
 class LocalBackendError(AwsBatchRenderError):
     exit_code = 7
+
+
+class RetryWhileRunningError(RetryTooEarlyError, LocalBackendError):
+    """retry was asked while the supervisor or a worker of the submission still runs (33)."""
 
 
 def default_store_uri() -> str:
@@ -90,6 +95,11 @@ def read_state(state_dir: Path) -> SupervisorState:
     except FileNotFoundError:
         raise LocalBackendError(
             f"No local render state at {path}: the submission folder was moved or deleted."
+        ) from None
+    except (OSError, ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
+        raise LocalBackendError(
+            f"The local render state {path} is damaged ({type(exc).__name__}); its progress cannot be "
+            "read. Frames already rendered stay in the store: submit the scene again to render the rest."
         ) from None
 
 

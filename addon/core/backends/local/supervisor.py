@@ -7,6 +7,8 @@ anything but the worker's content-error code (the worker resumes: only missing f
 render again), then runs the stitch, exactly as the AWS job graph does. It is the only
 writer of ``state.json`` while it lives. SIGTERM/SIGINT/SIGHUP cancel: workers get
 SIGTERM (they upload finished frames and stop), then SIGKILL after a grace period.
+Workers never outlive it: an error in it stops them the same way, and if it is killed
+outright (SIGKILL, OOM) the kernel sends each worker SIGTERM (a parent-death signal).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from pathlib import Path
 from ... import exitcodes
 from ...jobspec import JobSpec
 from ...storage import FileStore
-from .processes import process_env
+from .processes import die_with_parent, process_env
 from .state import TaskState, read_state, write_state
 
 log = logging.getLogger(__name__)
@@ -130,6 +132,7 @@ class Supervisor:
                 stderr=subprocess.STDOUT,
                 env=full_env,
                 start_new_session=True,  # its own group: cancel reaches Blender under it
+                preexec_fn=die_with_parent(),  # SIGTERM when this supervisor dies, however it dies
             )
         task.pid = proc.pid
         task.state = "RUNNING"
@@ -198,7 +201,12 @@ def main(argv: list[str] | None = None) -> int:
     if len(argv) != 1:
         print("usage: python -m addon.core.backends.local.supervisor STATE_DIR", file=sys.stderr)
         return 2
-    return Supervisor(Path(argv[0])).run()
+    supervisor = Supervisor(Path(argv[0]))
+    try:
+        return supervisor.run()
+    finally:
+        if supervisor.running:  # an error left workers behind: stop them, never orphan them
+            supervisor._stop_all(supervisor.running)
 
 
 if __name__ == "__main__":
