@@ -52,5 +52,6 @@ CLI = {
     42: "Blender could not read the scene",
     43: "check found errors (submit stops before packing)",
     44: "check found warnings only",
+    45: "the scout render (estimate, --chunk auto) failed",
     130: "cancelled",
 }

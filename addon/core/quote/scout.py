@@ -38,7 +38,7 @@ ERROR_TAG = "ABR_ERROR"
 class ScoutError(AwsBatchRenderError):
     """The scout render could not run or failed."""
 
-    exit_code = 42
+    exit_code = 45
 
 
 def scout_frames(frame_start: int, frame_end: int, frame_step: int = 1, count: int = 3) -> list[int]:
