@@ -13,6 +13,8 @@ Cost of one status refresh (what ``bench/status_refresh.py`` measures), in AWS c
   one ``GetObject`` of the progress record of the slice that wrote the newest frame (it
   knows the render time of a one-frame slice, which frame times cannot give). Records
   read are cached, so their knowledge accumulates across refreshes.
+* once a slice has failed, ONE ``GetObject`` of its progress record for the worker's
+  reason (cached: asked once per failed slice, not per refresh).
 
 That is ``2 + ceil(frames / 1000)`` calls at most, constant in the number of chunks.
 The first refresh of a record also reads the job spec once (cached per backend).
@@ -32,11 +34,11 @@ from typing import Any
 
 from ...aws.errors import aws_errors
 from ...errors import ObjectNotFoundError, StorageError
-from ...jobspec import JobSpec, frame_from_name
-from ...progress import SliceProgress
+from ...jobspec import JobSpec
+from ...progress import SliceProgress, frames_done_from_listing
 from ...storage import parse_uri
 from ..base import SubmissionRecord
-from ..status import ACTIVE_STATES, DONE_STATES, PENDING_STATES, JobStatus, summarize
+from ..status import ACTIVE_STATES, DONE_STATES, PENDING_STATES, JobStatus, failure_note, summarize
 from .jobs import BACKEND_NAME, BatchJobs, RenderJob
 
 log = logging.getLogger(__name__)
@@ -112,22 +114,45 @@ class Follower(BatchJobs):
         status.elapsed_seconds = max(0.0, (end_ms - start_ms) / 1000) if start_ms else 0.0
         status.vcpu_hours = self._vcpu_hours(described, entries, stitch, frames_done, status.seconds_per_frame)
         if failed:
-            status.message = f"{len(failed)} chunk(s) failed: 'retry' renders them again"
+            status.message = self._failure_note(record, spec, failed) or (
+                f"{len(failed)} chunk(s) failed: 'retry' renders them again"
+            )
         return status
+
+    def _failure_note(self, record: SubmissionRecord, spec: JobSpec, failed: set[int] | list[int]) -> str:
+        """The worker's one-line reason from the first failed slice's progress record: one
+        GetObject per failed slice, once (cached; a failed slice stays failed until a retry)."""
+        notes: dict[tuple[str, int], SliceProgress | None] = self.__dict__.setdefault("_failure_records", {})
+        first = min(failed)
+        key = (record.submission_id, first)
+        if key not in notes:
+            try:
+                data = self._store().get_bytes(spec.progress_record_uri(first))
+                rec: SliceProgress | None = SliceProgress.from_json(data)
+            except (StorageError, ValueError, TypeError):
+                rec = None
+            notes[key] = rec if rec is not None and rec.state == "FAILED" else None
+        rec = notes[key]
+        if rec is None:
+            return ""
+        rec.index = first
+        return failure_note(failed, [rec])
 
     def _frames_done(self, spec: JobSpec) -> dict[int, float]:
         """Frames of the spec found under the frames prefix -> upload time (unix seconds)."""
         loc = parse_uri(spec.output.frames_uri)
-        wanted = set(spec.frames)
-        found: dict[int, float] = {}
+        listing: list[tuple[str, int]] = []
+        times: dict[str, float] = {}
         s3 = self.client("s3")
         with aws_errors("list the rendered frames", resource=spec.output.frames_uri, **self._who()):
             for page in s3.get_paginator("list_objects_v2").paginate(Bucket=loc.bucket, Prefix=loc.key):
                 for obj in page.get("Contents", ()):
-                    frame = frame_from_name(obj["Key"])
-                    if frame is not None and frame in wanted:
-                        found[frame] = _timestamp(obj.get("LastModified"))
-        return found
+                    uri = f"s3://{loc.bucket}/{obj['Key']}"
+                    listing.append((uri, int(obj.get("Size", 0))))
+                    times[uri] = _timestamp(obj.get("LastModified"))
+        # the shared definition of a done frame (addon.core.framecheck): empty or stub objects never count
+        found, _, _ = frames_done_from_listing(listing, spec.frames, spec.output.image_format)
+        return {frame: times[uri] for frame, uri in found.items()}
 
     def _frame_map(self, record: SubmissionRecord, spec: JobSpec) -> dict[int, int]:
         f2s = self._frame_to_slice.get(record.submission_id)
