@@ -19,8 +19,11 @@ from addon.core.backends.local.backend import LocalBackend, wait
 from addon.core.backends.status import failure_note
 from addon.core.exitcodes import CONTENT_ERROR, RETRYABLE, SUCCESS
 from addon.core.framecheck import FrameInvalid, check_frame_bytes, check_frame_file
+from addon.core.jobspec import JobSpec
 from addon.core.progress import SliceProgress, frames_done_from_listing
-from addon.core.storage import join_uri, open_store, path_to_uri
+from addon.core.storage import S3Store, join_uri, open_store, path_to_uri
+from tests.test_aws_batch_states import FIVE, moto_job, set_states, submit
+from tests.test_aws_batch_support import BUCKET, CallCounter, clients_of, create_batch_env, put_frames
 from worker.failures import EncodeFailed
 from worker.ffmpeg import EncodeRequest, build_encode_argv
 from worker.job import WorkerEnv
@@ -280,3 +283,46 @@ def test_local_status_shows_the_workers_content_error_reason(tmp_path):
     assert status.state == "FAILED"
     assert status.message.startswith("Slice 0 failed: "), status.message
     assert "Retrying will not help" in status.message and "\n" not in status.message
+
+
+# --- AWS Batch (moto in this process): the same definition, retry re-check, the worker's reason ----------
+
+
+@pytest.fixture
+def batch(inproc_aws):
+    from addon.core.aws.session import AwsSettings, client
+
+    settings = AwsSettings(region="us-east-1", endpoint_url=inproc_aws)
+    client("s3", settings).create_bucket(Bucket=BUCKET)
+    return create_batch_env(settings)
+
+
+def test_aws_status_and_retry_use_the_same_done_frames(batch):
+    spec, backend, record = submit(batch, FIVE)
+    set_states(record.jobs["render_job_id"], ["SUCCEEDED"] * 5, parent_state="SUCCEEDED")
+    moto_job(record.jobs["stitch_job_id"]).status = "FAILED"
+    put_frames(batch.settings, spec, [f for f in spec.frames if f != 4])
+    S3Store(batch.settings).put_bytes(b"", spec.frame_uri(4))  # a 0-byte frame from a full disk
+    assert backend.status(record).frames_done == 9, "an empty frame is not done"
+    counter = CallCounter(*clients_of(backend))
+    backend.retry_failed(record)  # every chunk SUCCEEDED, but slice 1 lacks a done frame: render it again
+    render_req = counter.params["SubmitJob"][0]
+    retry_uri = render_req["containerOverrides"]["environment"][0]["value"]
+    assert JobSpec.from_json(S3Store(batch.settings).get_bytes(retry_uri)).slices == [FIVE[1]]
+    assert record.jobs["history"][-1]["kind"] == "retry"
+
+
+def test_aws_status_shows_the_workers_content_error_reason(batch):
+    spec, backend, record = submit(batch, FIVE[:3])
+    set_states(record.jobs["render_job_id"], ["SUCCEEDED", "FAILED", "SUCCEEDED"], parent_state="FAILED")
+    moto_job(record.jobs["stitch_job_id"]).status = "FAILED"
+    reason = SliceProgress(index=1, frames_total=2, frames_done=0, state="FAILED", exit_code=CONTENT_ERROR,
+                           message="Scene 'Scene' has no camera: add a camera, or render the sequencer.")  # fmt: skip
+    S3Store(batch.settings).put_bytes(reason.to_json(), spec.progress_record_uri(1))
+    status = backend.status(record)
+    assert status.state == "FAILED" and status.failed_slices == [1]
+    assert status.message.startswith("Slice 1 failed: Scene 'Scene' has no camera"), status.message
+    assert "Retrying will not help" in status.message
+    counter = CallCounter(*clients_of(backend))
+    assert backend.status(record).message == status.message
+    assert "GetObject" not in counter.calls, "the reason is read once, not on every refresh"

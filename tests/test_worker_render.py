@@ -521,7 +521,7 @@ for i, frame in enumerate(job["frames"]):
         break
     path = os.path.join(job["out_dir"], "frame_%06d.png" % frame)
     with open(path, "wb") as fh:
-        fh.write(b"frame %d" % frame)
+        fh.write(bytes.fromhex("{png_hex}"))  # a valid 64x36 PNG: the worker checks what it uploads
     print("ABR_FRAME " + json.dumps({{"frame": frame, "path": path, "seconds": 0.5}}), flush=True)
 if "{ending}" == "segfault":
     os.kill(os.getpid(), signal.SIGSEGV)
@@ -531,7 +531,7 @@ if "{ending}" == "segfault":
 @pytest.mark.parametrize(("ending", "code"), [("segfault", SUCCESS), ("skip-last", RETRYABLE)])
 def test_outcome_depends_on_frames_written_not_on_how_blender_exits(tmp_path, ending, code):
     fake = tmp_path / "fake-blender"
-    fake.write_text(FAKE_BLENDER.format(python=sys.executable, ending=ending))
+    fake.write_text(FAKE_BLENDER.format(python=sys.executable, ending=ending, png_hex=png_bytes(64, 36).hex()))
     fake.chmod(0o755)
     blend = tmp_path / "scene.blend"
     blend.write_bytes(b"not opened by the stand-in")

@@ -272,7 +272,8 @@ class SliceRender:
         log.info("Frame %d rendered in %.2f s, uploaded", frame, seconds)
 
     def _upload_failed(self, exc: Exception, what: str) -> None:
-        self.upload_error = exc
+        if self.upload_error is None:  # the first failure is the one to report
+            self.upload_error = exc
         log.error("%s: %s", what, exc)
         if self.blender is not None:
             self.blender.stop()
@@ -283,7 +284,10 @@ class SliceRender:
         if isinstance(self.upload_error, WorkerRetryableError):
             raise self.upload_error
         if self.upload_error is not None:
-            raise WorkerRetryableError(f"Uploading frames failed: {self.upload_error}")
+            raise WorkerRetryableError(
+                f"Uploading frames failed: {str(self.upload_error).rstrip('.')}; {self._done_text()} "
+                "another attempt resumes."
+            )
         if result.content_error:
             raise SceneContentError(result.content_error)
         if not progress.missing:

@@ -13,8 +13,8 @@ Cost of one status refresh (what ``bench/status_refresh.py`` measures), in AWS c
   one ``GetObject`` of the progress record of the slice that wrote the newest frame (it
   knows the render time of a one-frame slice, which frame times cannot give). Records
   read are cached, so their knowledge accumulates across refreshes.
-* once a slice has failed, ONE ``GetObject`` of its progress record for the worker's
-  reason (cached: asked once per failed slice, not per refresh).
+* once the submission has FAILED (nothing left to do), ONE ``GetObject`` of the first
+  failed slice's progress record for the worker's reason (cached per backend).
 
 That is ``2 + ceil(frames / 1000)`` calls at most, constant in the number of chunks.
 The first refresh of a record also reads the job spec once (cached per backend).
@@ -114,7 +114,8 @@ class Follower(BatchJobs):
         status.elapsed_seconds = max(0.0, (end_ms - start_ms) / 1000) if start_ms else 0.0
         status.vcpu_hours = self._vcpu_hours(described, entries, stitch, frames_done, status.seconds_per_frame)
         if failed:
-            status.message = self._failure_note(record, spec, failed) or (
+            note = self._failure_note(record, spec, failed) if status.finished else ""
+            status.message = note or (
                 f"{len(failed)} chunk(s) failed: 'retry' renders them again"
             )
         return status
