@@ -29,7 +29,7 @@ from worker.ffmpeg import EncodeRequest, build_encode_argv
 from worker.job import WorkerEnv
 from worker.render import ProgressRecorder, SliceRender
 from worker.stitch import list_present
-from worker.videocheck import check_video
+from worker.videocheck import VideoProbe, check_video, find_ffprobe
 
 ROOT = Path(__file__).resolve().parent.parent
 FRAMES = [1, 2, 3, 4, 5]
@@ -156,13 +156,17 @@ def test_video_check_refuses_a_short_video(tmp_path):
     req = EncodeRequest(pattern=str(folder / "frame_%06d.png"), start_number=1, frame_count=4, fps_num=24,
                         fps_den=1, output=str(tmp_path / "v.mp4"), poster=str(tmp_path / "p.jpg"))  # fmt: skip
     subprocess.run(build_encode_argv(req), check=True, capture_output=True, timeout=60)
-    check_video(req, "ffmpeg")  # the honest request passes
+    ffprobe = find_ffprobe("ffmpeg")
+    check_video(req, VideoProbe(ffprobe))  # the honest request passes
     short = EncodeRequest(**{**req.__dict__, "frame_count": 5})
     with pytest.raises(EncodeFailed, match="has 4 frame"):
-        check_video(short, "ffmpeg")
+        check_video(short, VideoProbe(ffprobe))
     (tmp_path / "p.jpg").write_bytes(b"\xff\xd8\xff" + b"\0" * 200)
     with pytest.raises(EncodeFailed, match="poster"):
-        check_video(req, "ffmpeg")
+        check_video(req, VideoProbe(ffprobe))
+    (tmp_path / "v.mp4").write_bytes(b"\0" * 4000)  # not a video at all
+    with pytest.raises(EncodeFailed, match="cannot be read back"):
+        check_video(req, VideoProbe(ffprobe))
 
 
 # --- upload time --------------------------------------------------------------------------------

@@ -39,7 +39,7 @@ from .failures import (
 )
 from .ffmpeg import EncodeRequest, build_encode_argv, check_settings, find_ffmpeg, has_filters, run_ffmpeg
 from .job import StoreCache, WorkerEnv, load_spec
-from .videocheck import check_video
+from .videocheck import VideoProbe, check_video, find_ffprobe
 
 log = logging.getLogger(__name__)
 
@@ -185,8 +185,12 @@ def stitch(spec: JobSpec, scratch: Path, stores: StoreCache | None = None) -> st
         audio_codec=video.audio.codec if video.audio else "aac",
         audio_bitrate_kbps=video.audio.bitrate_kbps if video.audio else 192,
     )
-    run_ffmpeg(build_encode_argv(request, ffmpeg))
-    check_video(request, ffmpeg)  # before any upload: a short or broken video never leaves
+    probe = VideoProbe(find_ffprobe(ffmpeg))  # starts now: its start-up overlaps the encode
+    try:
+        run_ffmpeg(build_encode_argv(request, ffmpeg))
+        check_video(request, probe)  # before any upload: a short or broken video never leaves
+    finally:
+        probe.close()
     out_store = stores(spec.output.video_uri)
     try:
         out_store.put_file(request.output, spec.video_file_uri())
