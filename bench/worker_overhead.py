@@ -1,6 +1,6 @@
 """How much the worker adds on top of Blender and ffmpeg, measured side by side in one run.
 
-    .venv/bin/python bench/worker_overhead.py [--repeats 3] [--stitch-frames 8]
+    .venv/bin/python bench/worker_overhead.py [--repeats 3] [--stitch-frames 8] [--compare-tree DIR]
 
 1. ``worker render`` wall time for 8 frames (320x180, Cycles, 16 samples; inputs and frames
    in a moto S3 server on loopback) against bpy rendering the same frames in one process
@@ -10,6 +10,10 @@
    settings. Target <= 1.3. By default 240 frames (a 10 s clip: the 8 rendered frames
    repeated); with only 8 frames the worker's fixed ~0.2 s (Python start-up, imports,
    listing, uploads) dominates a 0.1 s encode, which says little about real stitches.
+
+``--compare-tree DIR`` also times ``worker stitch`` from another checkout of the project (e.g.
+``git worktree add /tmp/before HEAD~1``) in the same alternating loop, to compare two versions
+of the worker side by side under the same load.
 
 Runs alternate (baseline, worker, baseline, ...) and each side reports its median, so
 both sides see the same machine load. Prints one line per ratio, and the CPU seconds of
@@ -61,11 +65,11 @@ bpy.ops.render.render(animation=True)
 CPU: dict[str, list[float]] = {}
 
 
-def timed(argv: list[str], env: dict[str, str], label: str) -> float:
+def timed(argv: list[str], env: dict[str, str], label: str, cwd: Path = ROOT) -> float:
     """Wall seconds; the CPU seconds of the process tree go to CPU[label] (load-independent)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    proc = subprocess.run(argv, env=env, capture_output=True, text=True, cwd=ROOT)
+    proc = subprocess.run(argv, env=env, capture_output=True, text=True, cwd=cwd)
     elapsed = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
@@ -99,6 +103,8 @@ def main() -> None:
                         help="frames to stitch (the 8 rendered ones, repeated in order)")  # fmt: skip
     parser.add_argument("--only", choices=("render", "stitch"), default="",
                         help="measure one side only (stitch still renders its 8 frames once with bpy)")  # fmt: skip
+    parser.add_argument("--compare-tree", type=Path, default=None,
+                        help="another checkout whose worker stitch is timed side by side with this one")  # fmt: skip
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="abr-bench-"))
     env = {
@@ -159,10 +165,14 @@ def main() -> None:
                 "-start_number", "1", "-i", str(plain / "frame_%06d.png"), "-c:v", "libx264", "-preset", "medium",
                 "-crf", "20", "-pix_fmt", "yuv420p", "-movflags", "+faststart", str(tmp / "bare.mp4")]  # fmt: skip
         senv = {**env, "JOB_SPEC_URI": join_uri(local_root, "spec.json")}
-        stitch_base, stitch_worker = [], []
+        stitch_base, stitch_worker, stitch_other = [], [], []
+        other = args.compare_tree.resolve() if args.compare_tree else None
         for _ in range(max(args.repeats, 5) if args.only != "render" else 0):
             stitch_base.append(timed(bare, env, "stitch-ffmpeg"))
             stitch_worker.append(timed([sys.executable, "-m", "worker", "stitch"], senv, "stitch-worker"))
+            if other is not None:
+                oenv = {**senv, "PYTHONPATH": str(other)}
+                stitch_other.append(timed([sys.executable, "-m", "worker", "stitch"], oenv, "stitch-other", other))
 
         if render_worker:
             rb, rw = statistics.median(render_base), statistics.median(render_worker)
@@ -177,6 +187,10 @@ def main() -> None:
                   f"ratio {sw / sb:.2f} (target <= 1.3)")  # fmt: skip
             cb, cw = statistics.median(CPU["stitch-ffmpeg"]), statistics.median(CPU["stitch-worker"])
             print(f"        CPU seconds: bare ffmpeg {cb:.3f}, worker stitch {cw:.3f}, ratio {cw / cb:.2f}")
+        if stitch_other:
+            so, co = statistics.median(stitch_other), statistics.median(CPU["stitch-other"])
+            print(f"        --compare-tree worker stitch {so:.3f} s (ratio {so / sb:.2f}), CPU {co:.3f} "
+                  f"(ratio {co / cb:.2f}); this tree / that tree: wall {sw / so:.2f}, CPU {cw / co:.2f}")  # fmt: skip
         print(json.dumps({"render": {"baseline": render_base, "worker": render_worker},
                           "stitch": {"baseline": stitch_base, "worker": stitch_worker}, "cpu": CPU}))  # fmt: skip
     finally:

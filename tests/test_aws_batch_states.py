@@ -135,6 +135,7 @@ def test_retry_failed_submits_only_the_failed_slices_then_a_full_stitch(env):
     first_render, first_stitch = record.jobs["render_job_id"], record.jobs["stitch_job_id"]
     set_states(first_render, ["SUCCEEDED", "SUCCEEDED", "FAILED", "SUCCEEDED", "FAILED"], parent_state="FAILED")
     moto_job(first_stitch).status = "FAILED"
+    put_frames(env.settings, spec, FIVE[0] + FIVE[1] + FIVE[3])  # the SUCCEEDED slices' frames (retry checks them)
 
     counter = CallCounter(*clients_of(backend))
     backend.retry_failed(record)
@@ -167,7 +168,8 @@ def test_retry_failed_submits_only_the_failed_slices_then_a_full_stitch(env):
 
 
 def test_retry_refuses_while_running_or_with_nothing_failed(env):
-    _spec, backend, record = submit(env, FIVE[:2])
+    spec, backend, record = submit(env, FIVE[:2])
+    put_frames(env.settings, spec, spec.frames)
     set_states(record.jobs["render_job_id"], ["RUNNING", "FAILED"])
     with pytest.raises(RetryTooEarlyError, match="still pending or running"):
         backend.retry_failed(record)
@@ -259,6 +261,7 @@ def test_retry_of_one_slice_is_a_plain_job(env):
     _spec, backend, record = submit(env, FIVE[:3])
     set_states(record.jobs["render_job_id"], ["SUCCEEDED", "FAILED", "SUCCEEDED"], parent_state="FAILED")
     moto_job(record.jobs["stitch_job_id"]).status = "FAILED"
+    put_frames(env.settings, _spec, FIVE[0] + FIVE[2])  # the SUCCEEDED slices' frames (retry checks them)
     counter = CallCounter(*clients_of(backend))
     backend.retry_failed(record)
     render_req = counter.params["SubmitJob"][0]
@@ -271,6 +274,7 @@ def test_retry_of_one_slice_is_a_plain_job(env):
 
 def test_a_failed_stitch_alone_is_retried_without_rendering_and_its_log_is_shown(env):
     _spec, backend, record = submit(env, FIVE[:2])
+    put_frames(env.settings, _spec, _spec.frames)  # every frame done: only the stitch is retried
     parent, old_stitch = record.jobs["render_job_id"], record.jobs["stitch_job_id"]
     set_states(parent, ["SUCCEEDED", "SUCCEEDED"], parent_state="SUCCEEDED")
     moto_job(old_stitch).status = "FAILED"

@@ -59,10 +59,14 @@ def write_spec(settings: AwsSettings, bucket: str = BUCKET, **overrides) -> tupl
     return spec, spec_uri
 
 
-def put_frames(settings: AwsSettings, spec: JobSpec, frames, data: bytes = b"png") -> None:
+def put_frames(settings: AwsSettings, spec: JobSpec, frames, data: bytes | None = None) -> None:
+    """Valid frames (a stub of a few bytes is not a done frame: addon.core.framecheck)."""
+    from tests.frame_images import png_bytes
+
     store = S3Store(settings)
+    body = data if data is not None else png_bytes(spec.render.width, spec.render.height)
     for f in frames:
-        store.put_bytes(data, spec.frame_uri(f))
+        store.put_bytes(body, spec.frame_uri(f))
 
 
 class CallCounter:

@@ -150,7 +150,8 @@ def test_unknown_id(records, capsys):
 
 
 def test_cancel_retry_and_logs(env, aws_settings, records, capsys):
-    _, record = submitted(env, aws_settings, records)
+    spec, record = submitted(env, aws_settings, records)
+    put_frames(aws_settings, spec, spec.frames)  # every chunk SUCCEEDED in moto; retry checks their frames too
     code, out, _ = run(capsys, "cancel", record.submission_id, "--records", records)
     # every chunk SUCCEEDED at once in moto: nothing left to cancel, and cancel says so
     assert code == 0 and "had already finished (succeeded)" in out

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+from frame_images import png_bytes
 from helpers import make_spec
 from hypothesis import given
 from hypothesis import strategies as st
@@ -60,8 +61,10 @@ def pack_job(
     image_format: str = "PNG",
     threads: int = 1,
     submission_id: str = "sub-worker-1",
+    size: tuple[int, int] = (64, 36),
 ) -> tuple[JobSpec, str]:
-    """Upload ``blend`` content-addressed under ``root``, write a spec; returns (spec, spec URI)."""
+    """Upload ``blend`` content-addressed under ``root``, write a spec; returns (spec, spec URI).
+    ``size`` is the scene's render size: the worker refuses frames of another size."""
     data = blend.read_bytes()
     digest = hashlib.sha256(data).hexdigest()
     spec = make_spec(root, submission_id=submission_id)
@@ -73,6 +76,7 @@ def pack_job(
     spec.render.engine = engine
     spec.render.device = device
     spec.render.threads = threads
+    spec.render.width, spec.render.height = size
     spec.validate()
     store = open_store(root)
     store.put_bytes(data, spec.input_uri("shots/scene.blend"))
@@ -277,13 +281,13 @@ def test_resume_renders_only_missing_frames_and_falls_back_from_gpu(tmp_path, ti
     root = path_to_uri(tmp_path / "bucket", directory=True)
     spec, spec_uri = pack_job(root, tiny_scene, [[1, 2, 3, 4]], device="GPU")
     store = open_store(root)
-    for f in (1, 3):
-        store.put_bytes(b"seeded", spec.frame_uri(f))
+    for f in (1, 3):  # valid frames count as done (an earlier attempt's); see test_faults_frames for invalid ones
+        store.put_bytes(png_bytes(64, 36), spec.frame_uri(f))
     proc = run_worker(worker_env(spec_uri))  # no AWS_BATCH_JOB_ARRAY_INDEX: a plain job, index 0
     assert proc.returncode == SUCCESS, proc.stderr[-3000:]
     assert rendered_frames(proc.stderr) == [2, 4]
     frames = frames_in_store(spec)
-    assert frames[1] == frames[3] == b"seeded"  # untouched
+    assert frames[1] == frames[3] == png_bytes(64, 36)  # untouched
     assert png_size(frames[2]) == png_size(frames[4]) == (64, 36)
     assert "2 already in the store, 2 to render" in proc.stderr
     # no GPU on this machine: CPU with a clear warning, recorded for the status display
@@ -323,7 +327,7 @@ def _wait_for_frames(spec: JobSpec, proc: subprocess.Popen[str], count: int, tim
 @pytest.mark.slow
 def test_killed_mid_slice_then_second_attempt_renders_only_the_rest(tmp_path, slow_scene):
     root = path_to_uri(tmp_path / "bucket", directory=True)
-    spec, spec_uri = pack_job(root, slow_scene, [[1, 2, 3, 4, 5]])
+    spec, spec_uri = pack_job(root, slow_scene, [[1, 2, 3, 4, 5]], size=(128, 72))
     proc = _start_worker(worker_env(spec_uri, 0))
     _wait_for_frames(spec, proc, 1)
     os.killpg(proc.pid, signal.SIGKILL)  # no chance to clean up: the whole group dies
@@ -342,7 +346,7 @@ def test_killed_mid_slice_then_second_attempt_renders_only_the_rest(tmp_path, sl
 @pytest.mark.slow
 def test_sigterm_uploads_finished_frames_and_exits_retryable(tmp_path, slow_scene):
     root = path_to_uri(tmp_path / "bucket", directory=True)
-    spec, spec_uri = pack_job(root, slow_scene, [[1, 2, 3, 4, 5, 6]])
+    spec, spec_uri = pack_job(root, slow_scene, [[1, 2, 3, 4, 5, 6]], size=(128, 72))
     proc = _start_worker(worker_env(spec_uri, 0))
     _wait_for_frames(spec, proc, 1)
     os.killpg(proc.pid, signal.SIGTERM)  # what the local backend does to stop a slice
@@ -361,7 +365,7 @@ def test_sigterm_uploads_finished_frames_and_exits_retryable(tmp_path, slow_scen
 def test_sigterm_to_worker_alone_stops_blender(tmp_path, slow_scene):
     """ECS signals only the container's main process: the worker must stop Blender itself."""
     root = path_to_uri(tmp_path / "bucket", directory=True)
-    spec, spec_uri = pack_job(root, slow_scene, [[1, 2, 3, 4, 5, 6, 7, 8]])
+    spec, spec_uri = pack_job(root, slow_scene, [[1, 2, 3, 4, 5, 6, 7, 8]], size=(128, 72))
     proc = _start_worker(worker_env(spec_uri, 0))
     _wait_for_frames(spec, proc, 1)
     t0 = time.monotonic()
@@ -517,7 +521,7 @@ for i, frame in enumerate(job["frames"]):
         break
     path = os.path.join(job["out_dir"], "frame_%06d.png" % frame)
     with open(path, "wb") as fh:
-        fh.write(b"frame %d" % frame)
+        fh.write(bytes.fromhex("{png_hex}"))  # a valid 64x36 PNG: the worker checks what it uploads
     print("ABR_FRAME " + json.dumps({{"frame": frame, "path": path, "seconds": 0.5}}), flush=True)
 if "{ending}" == "segfault":
     os.kill(os.getpid(), signal.SIGSEGV)
@@ -527,7 +531,7 @@ if "{ending}" == "segfault":
 @pytest.mark.parametrize(("ending", "code"), [("segfault", SUCCESS), ("skip-last", RETRYABLE)])
 def test_outcome_depends_on_frames_written_not_on_how_blender_exits(tmp_path, ending, code):
     fake = tmp_path / "fake-blender"
-    fake.write_text(FAKE_BLENDER.format(python=sys.executable, ending=ending))
+    fake.write_text(FAKE_BLENDER.format(python=sys.executable, ending=ending, png_hex=png_bytes(64, 36).hex()))
     fake.chmod(0o755)
     blend = tmp_path / "scene.blend"
     blend.write_bytes(b"not opened by the stand-in")

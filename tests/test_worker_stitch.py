@@ -47,6 +47,7 @@ def stitch_spec(root: str, frames: list[int], tmp_path: Path, *, image_format: s
     spec = make_spec(root)
     spec.slices = [frames[i : i + 3] for i in range(0, len(frames), 3)]
     spec.output.image_format = image_format
+    spec.render.width, spec.render.height = 63, 35  # the size make_frames draws (odd: stitch must pad)
     for key, value in video.items():
         setattr(spec.output.video, key, value)
     spec.validate()
@@ -208,6 +209,7 @@ def test_audio_track_is_muxed(tmp_path):
     spec.inputs.files["sound/mix.wav"] = digest
     spec.output.video.audio = AudioTrack(path="sound/mix.wav", bitrate_kbps=96)
     spec.slices = [[1, 2, 3, 4, 5, 6]]
+    spec.render.width, spec.render.height = 63, 35  # make_frames' size
     store = open_store(root)
     store.put_file(wav, spec.input_uri("sound/mix.wav"))
     store.put_bytes(spec.to_json().encode(), join_uri(root, "spec.json"))

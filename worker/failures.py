@@ -39,6 +39,10 @@ class FramesMissingError(WorkerContentError):
     """Stitch found frames the spec expects missing from the output store."""
 
 
+class FramesInvalidError(WorkerContentError):
+    """Stitch found frames in the store that are not valid images (``retry`` re-renders them)."""
+
+
 class VideoSettingsError(WorkerContentError):
     """The spec's video settings cannot be encoded with this image's ffmpeg."""
 

@@ -145,7 +145,8 @@ def build_encode_argv(req: EncodeRequest, ffmpeg: str = "ffmpeg") -> list[str]:
     check_settings(req.codec, req.container, req.audio_codec if req.audio else None)
     if req.frame_count < 1:
         raise VideoSettingsError("There are no frames to encode.")
-    argv = [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
+    # -xerror: a frame that does not decode stops ffmpeg (without it, it is skipped: a short video)
+    argv = [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-xerror", "-y",
             "-framerate", f"{req.fps_num}/{req.fps_den}", "-start_number", str(req.start_number),
             "-i", req.pattern]  # fmt: skip
     if req.audio:

@@ -27,6 +27,7 @@ from typing import Any
 
 from addon.core.errors import AwsBatchRenderError, StorageError
 from addon.core.exitcodes import SUCCESS
+from addon.core.framecheck import FrameInvalid, read_checked_frame
 from addon.core.frames import describe_frames
 from addon.core.jobspec import JobSpec
 from addon.core.progress import SliceProgress, frames_done_from_listing
@@ -39,9 +40,11 @@ from .failures import (
     InterruptedBySignal,
     SceneContentError,
     WorkerRetryableError,
+    exit_code_for,
 )
 from .inputs import fetch_inputs
 from .job import StoreCache, WorkerEnv, load_spec, slice_frames
+from .scratch import ScratchFullError, frames_bytes, inputs_bytes, is_disk_full, scratch_full
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +85,7 @@ class ProgressRecorder:
             self.seconds.append(seconds)
         self.write("RUNNING")
 
-    def write(self, state: str, message: str = "") -> None:
+    def write(self, state: str, message: str = "", exit_code: int | None = None) -> None:
         with self._lock:  # serialised, so an older record never lands after a newer one
             record = SliceProgress(
                 index=self.index,
@@ -96,6 +99,7 @@ class ProgressRecorder:
                 updated_at=time.time(),
                 started_at=self.started_at,
                 message=message,
+                exit_code=exit_code,
             )
             try:
                 self.store.put_bytes(record.to_json(), self.spec.progress_record_uri(self.index))
@@ -147,16 +151,27 @@ class SliceRender:
         )  # fmt: skip
         # Start Blender first: importing bpy takes a while and overlaps the fetching below.
         self.blender = BlenderProcess(blender_argv_from_env())
-        scratch = Path(tempfile.mkdtemp(prefix="abr-render-", dir=self.env.scratch or None))
+        scratch = Path(self.env.scratch or tempfile.gettempdir())
         try:
+            scratch = Path(tempfile.mkdtemp(prefix="abr-render-", dir=scratch))
             return self._run(scratch)
+        except OSError as exc:
+            if not is_disk_full(exc):
+                raise
+            full = scratch_full(scratch, None, "before fetching the inputs")
+            self._failed(full)
+            raise full from None
         except AwsBatchRenderError as exc:
-            if self.progress is not None:
-                self.progress.write("FAILED", str(exc))
+            self._failed(exc)
             raise
         finally:
             self.blender.kill()
-            shutil.rmtree(scratch, ignore_errors=True)
+            if scratch.name.startswith("abr-render-"):
+                shutil.rmtree(scratch, ignore_errors=True)
+
+    def _failed(self, exc: AwsBatchRenderError) -> None:
+        if self.progress is not None:
+            self.progress.write("FAILED", str(exc), exit_code_for(exc))
 
     def _run(self, scratch: Path) -> int:
         assert self.blender is not None
@@ -183,10 +198,15 @@ class SliceRender:
             return SUCCESS
         self.progress.write("RUNNING")
         self.check_interrupted()
-        blend = fetch_inputs(spec, self.stores(spec.inputs.uri), scratch / "pack")
+        try:
+            blend = fetch_inputs(spec, self.stores(spec.inputs.uri), scratch / "pack")
+            out_dir = scratch / "frames"
+            out_dir.mkdir()
+        except (OSError, AwsBatchRenderError) as exc:
+            if is_disk_full(exc):
+                raise self._scratch_full(spec, scratch, "fetching the packed inputs") from None
+            raise
         self.check_interrupted()
-        out_dir = scratch / "frames"
-        out_dir.mkdir()
         threads = render_threads(spec.render.threads)
         self.blender.send_job(
             {
@@ -201,51 +221,73 @@ class SliceRender:
                 "saved_by": spec.blender_version,
             }
         )
-        result = self._render_and_upload(spec, frame_store, set(todo))
+        result = self._render_and_upload(spec, frame_store, set(todo), scratch)
         return self._finish(result)
 
+    def _scratch_full(self, spec: JobSpec, scratch: Path, stage: str) -> ScratchFullError:
+        store = self.stores(spec.inputs.uri)
+        need = inputs_bytes(store, [spec.input_uri(rel) for rel in spec.inputs.files])
+        need += frames_bytes(spec.output.image_format, spec.render.width, spec.render.height, UPLOAD_THREADS + 1)
+        return scratch_full(scratch, need, stage)
+
     def _frames_in_store(self, spec: JobSpec, store: Store, frames: list[int]) -> set[int]:
+        """Frames already done (one definition: addon.core.framecheck), so a retry resumes."""
         try:
-            listing = [o.uri for o in store.list(spec.output.frames_uri) if o.size > 0]
+            listing = [(o.uri, o.size) for o in store.list(spec.output.frames_uri)]
         except StorageError as exc:
             raise WorkerRetryableError(f"Cannot list the frames already rendered: {exc}") from None
-        done, _, _ = frames_done_from_listing(listing, frames)
-        return done
+        done, _, _ = frames_done_from_listing(listing, frames, spec.output.image_format)
+        return set(done)
 
-    def _render_and_upload(self, spec: JobSpec, store: Store, todo: set[int]) -> BlenderResult:
-        assert self.blender is not None and self.progress is not None
-        progress = self.progress
-
-        def upload(frame: int, path: str, seconds: float) -> None:
-            if self.upload_error is not None:
-                return
-            try:
-                store.put_file(path, spec.frame_uri(frame))
-            except Exception as exc:  # StorageError, or an OSError reading the frame
-                self.upload_error = exc
-                log.error("Upload of frame %d failed: %s", frame, exc)
-                if self.blender is not None:
-                    self.blender.stop()
-                return
-            _unlink(path)
-            progress.frame_uploaded(frame, seconds)
-            log.info("Frame %d rendered in %.2f s, uploaded", frame, seconds)
-
+    def _render_and_upload(self, spec: JobSpec, store: Store, todo: set[int], scratch: Path) -> BlenderResult:
+        assert self.blender is not None
         with ThreadPoolExecutor(max_workers=UPLOAD_THREADS, thread_name_prefix="upload") as pool:
             for written in self.blender.events():
                 if written.frame not in todo:
                     log.warning("Blender reported frame %d, which this slice did not ask for", written.frame)
                     continue
-                pool.submit(upload, written.frame, written.path, written.seconds)
+                pool.submit(self.upload_frame, spec, store, scratch, written.frame, written.path, written.seconds)
             result = self.blender.wait()
             # leaving the block waits for every upload in flight: frames written are kept
         return result
 
+    def upload_frame(self, spec: JobSpec, store: Store, scratch: Path, frame: int, path: str, seconds: float) -> None:
+        """Upload one frame Blender reported written (from an upload thread): read it once,
+        check those bytes (addon.core.framecheck), upload the same bytes. An invalid frame,
+        a link or a short write never leaves the scratch disk; the slice then stops."""
+        assert self.progress is not None
+        if self.upload_error is not None:
+            return
+        try:
+            data = read_checked_frame(path, spec.output.image_format, spec.render.width, spec.render.height)
+            store.put_bytes(data, spec.frame_uri(frame))
+        except FrameInvalid as exc:
+            self._upload_failed(self._bad_frame(spec, scratch, frame, exc), f"Frame {frame} not uploaded")
+            return
+        except Exception as exc:  # StorageError, or an OSError reading the frame
+            self._upload_failed(exc, f"Upload of frame {frame} failed")
+            return
+        _unlink(path)
+        self.progress.frame_uploaded(frame, seconds)
+        log.info("Frame %d rendered in %.2f s, uploaded", frame, seconds)
+
+    def _upload_failed(self, exc: Exception, what: str) -> None:
+        if self.upload_error is None:  # the first failure is the one to report
+            self.upload_error = exc
+        log.error("%s: %s", what, exc)
+        if self.blender is not None:
+            self.blender.stop()
+
     def _finish(self, result: BlenderResult) -> int:
         assert self.progress is not None
         progress = self.progress
+        if isinstance(self.upload_error, WorkerRetryableError):
+            raise self.upload_error
         if self.upload_error is not None:
-            raise WorkerRetryableError(f"Uploading frames failed: {self.upload_error}")
+            raise WorkerRetryableError(
+                f"Uploading frames failed: {str(self.upload_error).rstrip('.')}; {self._done_text()} "
+                "another attempt resumes."
+            )
         if result.content_error:
             raise SceneContentError(result.content_error)
         if not progress.missing:
@@ -268,6 +310,17 @@ class SliceRender:
         raise BlenderCrashed(
             f"Blender finished without writing frame(s) {describe_frames(progress.missing)}; "
             "another attempt renders them."
+        )
+
+
+    def _bad_frame(self, spec: JobSpec, scratch: Path, frame: int, exc: FrameInvalid) -> WorkerRetryableError:
+        """Blender said it wrote a frame that is not a valid image: a full disk, or a bad write."""
+        need = frames_bytes(spec.output.image_format, spec.render.width, spec.render.height, UPLOAD_THREADS + 1)
+        if shutil.disk_usage(scratch).free < need:
+            return self._scratch_full(spec, scratch, f"frame {frame} was written incompletely")
+        return WorkerRetryableError(
+            f"Frame {frame} that Blender wrote {exc}; it was not uploaded. {self._done_text()} "
+            "another attempt renders the rest."
         )
 
 

@@ -3,8 +3,11 @@
 Runs once after every render slice succeeded (the stitch job depends on the array). It
 lists the frames once, fails naming the missing ones (unless the spec allows a partial
 video), fetches the frames concurrently into a temp folder under sequential names (so
-frame steps and gaps stitch in order), runs one ffmpeg, and uploads the video and the
-poster. Uploads are atomic, so re-running stitch is safe: it rewrites the same outputs.
+frame steps and gaps stitch in order), checks each frame's structure and size in place
+(:mod:`addon.core.framecheck`; a link is refused, never followed), runs one ffmpeg with
+``-xerror`` (it decodes every frame: a frame that does not decode fails the run), and
+checks the video with ffprobe (frame count and duration against the spec) before
+anything is uploaded. Uploads are atomic, so re-running stitch is safe.
 
 Threading: a small pool downloads frames; it touches only the store and the temp folder.
 """
@@ -21,13 +24,22 @@ from typing import Any
 
 from addon.core.errors import StorageError
 from addon.core.exitcodes import SUCCESS
+from addon.core.framecheck import FrameInvalid, check_frame_file
 from addon.core.frames import describe_frames
-from addon.core.jobspec import JobSpec, frame_from_name
+from addon.core.jobspec import JobSpec
+from addon.core.progress import frames_done_from_listing
 from addon.core.storage import Store, parse_uri
 
-from .failures import FramesMissingError, InterruptedBySignal, VideoSettingsError, WorkerRetryableError
+from .failures import (
+    FramesInvalidError,
+    FramesMissingError,
+    InterruptedBySignal,
+    VideoSettingsError,
+    WorkerRetryableError,
+)
 from .ffmpeg import EncodeRequest, build_encode_argv, check_settings, find_ffmpeg, has_filters, run_ffmpeg
 from .job import StoreCache, WorkerEnv, load_spec
+from .videocheck import VideoProbe, check_video, find_ffprobe
 
 log = logging.getLogger(__name__)
 
@@ -50,16 +62,34 @@ def local_layout(frames: list[int]) -> tuple[int, list[int]]:
 
 
 def list_present(spec: JobSpec, store: Store) -> dict[int, str]:
-    wanted = set(spec.frames)
-    found: dict[int, str] = {}
+    """Frames done by the listing (the shared definition: addon.core.framecheck)."""
     try:
-        for obj in store.list(spec.output.frames_uri):
-            frame = frame_from_name(obj.uri)
-            if frame in wanted and obj.uri == spec.frame_uri(frame) and obj.size > 0:
-                found[frame] = obj.uri
+        listing = [(o.uri, o.size) for o in store.list(spec.output.frames_uri)]
     except StorageError as exc:
         raise WorkerRetryableError(f"Cannot list the rendered frames: {exc}") from None
+    found, _, _ = frames_done_from_listing(listing, spec.frames, spec.output.image_format)
     return found
+
+
+def check_frames(spec: JobSpec, paths: dict[int, str]) -> None:
+    """Every frame a valid image of one size (the spec's when it says): headers and chunk
+    structure only, read in place; ffmpeg decodes the pixels once, with ``-xerror``."""
+    fmt, bad, sizes = spec.output.image_format, {}, {}
+    for frame, path in sorted(paths.items()):
+        try:
+            sizes[frame] = check_frame_file(path, fmt, spec.render.width, spec.render.height)
+        except FrameInvalid as exc:
+            bad[frame] = str(exc)
+    if not bad and len(set(sizes.values())) > 1:
+        first = sizes[min(sizes)]
+        bad = {f: f"is {w}x{h} pixels, not {first[0]}x{first[1]} like frame {min(sizes)}"
+               for f, (w, h) in sizes.items() if (w, h) != first}  # fmt: skip
+    if bad:
+        details = "; ".join(f"frame {f} {why}" for f, why in list(bad.items())[:5])
+        raise FramesInvalidError(
+            f"{len(bad)} frame(s) in {spec.output.frames_uri} are not valid images ({describe_frames(sorted(bad))}): "
+            f"{details}. Nothing was uploaded; run 'retry', which re-checks the frames and renders these again."
+        )
 
 
 def fetch_frames(store: Store, uris: list[str], dests: list[Path]) -> None:
@@ -114,14 +144,19 @@ def stitch(spec: JobSpec, scratch: Path, stores: StoreCache | None = None) -> st
     start, numbers = local_layout(frames)
     ext = spec.output.extension
     source = parse_uri(spec.output.frames_uri)
+    if source.scheme == "file":
+        # The store's own files are checked (a link there is refused, never followed) ...
+        check_frames(spec, {f: str(parse_uri(present[f]).path) for f in frames})
     if source.scheme == "file" and numbers == frames:
-        # Contiguous frames in a folder: ffmpeg reads the store's own files, nothing to stage.
+        # ... and contiguous frames in a folder are read in place by ffmpeg, nothing to stage.
         pattern = str(source.path / f"frame_%06d.{ext}")
     else:
         frame_dir = scratch / "frames"
         frame_dir.mkdir()
         dests = [frame_dir / f"f{n:06d}.{ext}" for n in numbers]
         fetch_frames(store, [present[f] for f in frames], dests)
+        if source.scheme != "file":
+            check_frames(spec, {f: str(d) for f, d in zip(frames, dests)})
         pattern = str(frame_dir / f"f%06d.{ext}")
     audio_path = ""
     if video.audio is not None:
@@ -150,7 +185,12 @@ def stitch(spec: JobSpec, scratch: Path, stores: StoreCache | None = None) -> st
         audio_codec=video.audio.codec if video.audio else "aac",
         audio_bitrate_kbps=video.audio.bitrate_kbps if video.audio else 192,
     )
-    run_ffmpeg(build_encode_argv(request, ffmpeg))
+    probe = VideoProbe(find_ffprobe(ffmpeg))  # starts now: its start-up overlaps the encode
+    try:
+        run_ffmpeg(build_encode_argv(request, ffmpeg))
+        check_video(request, probe)  # before any upload: a short or broken video never leaves
+    finally:
+        probe.close()
     out_store = stores(spec.output.video_uri)
     try:
         out_store.put_file(request.output, spec.video_file_uri())

@@ -1,6 +1,7 @@
 """The progress record a worker writes per slice as it renders, and what counts as a
-rendered frame in an output listing: read by both backends' status and by the worker's
-resume. Part of the contract between the add-on and the worker, like :mod:`.jobspec`.
+rendered frame in an output listing: read by both backends' status, the stitch and the
+worker's resume (the definition itself is :mod:`.framecheck`'s). Part of the contract
+between the add-on and the worker, like :mod:`.jobspec`.
 """
 
 from __future__ import annotations
@@ -9,7 +10,8 @@ import json
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
-from .jobspec import frame_from_name
+from .framecheck import listed_frame_done
+from .jobspec import frame_file_name, frame_from_name
 
 
 @dataclass
@@ -24,7 +26,8 @@ class SliceProgress:
     state: str = "RUNNING"  # RUNNING, SUCCEEDED or FAILED
     updated_at: float = 0.0  # unix time
     started_at: float = 0.0
-    message: str = ""
+    message: str = ""  # a FAILED slice's one-line reason
+    exit_code: int | None = None  # a FAILED slice's worker exit code (65: content error, 75: retryable)
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self), sort_keys=True).encode()
@@ -36,13 +39,23 @@ class SliceProgress:
         return cls(**known)
 
 
-def frames_done_from_listing(uris: Iterable[str], expected: Iterable[int]) -> tuple[set[int], int | None, str]:
-    """Frames of ``expected`` present in a listing, the latest of them, and its URI."""
+def frames_done_from_listing(
+    objects: Iterable[tuple[str, int]], expected: Iterable[int], image_format: str
+) -> tuple[dict[int, str], int | None, str]:
+    """Frames of ``expected`` done in a listing of ``(uri, size)`` pairs: named as the spec
+    names them (``frame_000042.png`` for PNG) and big enough to be a valid image (see
+    :func:`.framecheck.listed_frame_done`; empty and stub files never count). Returns
+    frame -> URI, the latest frame and its URI."""
     wanted = set(expected)
     found: dict[int, str] = {}
-    for uri in uris:
+    for uri, size in objects:
         frame = frame_from_name(uri)
-        if frame is not None and frame in wanted:
+        if (
+            frame is not None
+            and frame in wanted
+            and uri.rsplit("/", 1)[-1] == frame_file_name(frame, image_format)
+            and listed_frame_done(size, image_format)
+        ):
             found[frame] = uri
     latest = max(found) if found else None
-    return set(found), latest, found.get(latest, "") if latest is not None else ""
+    return found, latest, found.get(latest, "") if latest is not None else ""

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ..exitcodes import CONTENT_ERROR
 from ..progress import SliceProgress
 
 # AWS Batch job states, in pipeline order; the local backend uses the same words.
@@ -141,6 +142,27 @@ def summarize(
         vcpu_hours=vcpu_hours,
         message=message,
     )
+
+
+def failure_note(
+    failed_slices: Iterable[int], records: Iterable[SliceProgress], exit_codes: Mapping[int, int] | None = None
+) -> str:
+    """The worker's own one-line reason for the first failed slice that left one in its
+    progress record, and whether ``retry`` can help (not after a content error, exit 65)."""
+    failed = sorted(set(failed_slices))
+    by_index = {r.index: r for r in records if r.state == "FAILED" and r.message}
+    for i in failed:
+        rec = by_index.get(i)
+        if rec is None:
+            continue
+        reason = rec.message.strip().rstrip(".")
+        more = f" ({len(failed) - 1} more slice(s) failed too)" if len(failed) > 1 else ""
+        code = rec.exit_code if rec.exit_code is not None else (exit_codes or {}).get(i)
+        if code == CONTENT_ERROR:
+            return (f"Slice {i} failed: {reason}{more}. Retrying will not help: fix the scene or its settings "
+                    "and submit again.")  # fmt: skip
+        return f"Slice {i} failed: {reason}{more}. 'retry' renders it again."
+    return ""
 
 
 def format_duration(seconds: float | None) -> str:

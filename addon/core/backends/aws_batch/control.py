@@ -10,6 +10,7 @@ import logging
 from ...aws.errors import AwsAccessDeniedError, aws_errors
 from ...errors import AwsBatchRenderError
 from ...jobspec import JobSpec, utc_now_iso
+from ...progress import frames_done_from_listing
 from ...storage import join_uri
 from ..base import RetryTooEarlyError, SubmissionRecord
 from ..status import ACTIVE_STATES, PENDING_STATES
@@ -67,9 +68,14 @@ class Controller(Submitter):
                 "they finish (or cancel the submission) before retrying the failed ones."
             )
         n = 1 + sum(1 for h in record.jobs.get("history", []) if h.get("kind") in ("retry", "restitch"))
-        if not failed:
+        # SUCCEEDED slices are checked again: a frame that is not done (missing, empty, a stub:
+        # addon.core.framecheck) puts its slice back in the retry, whose worker resumes and renders it.
+        incomplete = self._slices_with_frames_not_done(spec) - set(failed)
+        if not failed and not incomplete:
             return self._restitch(record, spec, n)
-        slices = sorted(failed)
+        if incomplete:
+            log.info("re-rendering slice(s) %s of %s: frames not done", sorted(incomplete), record.submission_id)
+        slices = sorted(set(failed) | incomplete)
         retry_spec = dataclasses.replace(
             spec,
             slices=[list(spec.slices[i]) for i in slices],
@@ -91,6 +97,11 @@ class Controller(Submitter):
         self._failed_cache.clear()
         log.info("retrying %d slice(s) of %s as %s", len(slices), record.submission_id, render_id)
         return record
+
+    def _slices_with_frames_not_done(self, spec: JobSpec) -> set[int]:
+        listing = ((o.uri, o.size) for o in self._store().list(spec.output.frames_uri))
+        done, _, _ = frames_done_from_listing(listing, spec.frames, spec.output.image_format)
+        return {i for i, frames in enumerate(spec.slices) if any(f not in done for f in frames)}
 
     def _restitch(self, record: SubmissionRecord, spec: JobSpec, n: int) -> SubmissionRecord:
         """Every chunk succeeded but the stitch failed: encode again, without re-rendering."""

@@ -15,6 +15,8 @@ Cost of one status refresh (what ``bench/status_refresh.py`` measures), in AWS c
   one ``GetObject`` of the progress record of the slice that wrote the newest frame (it
   knows the render time of a one-frame slice, which frame times cannot give). Records
   read are cached, so their knowledge accumulates across refreshes.
+* once the submission has FAILED (nothing left to do), ONE ``GetObject`` of the first
+  failed slice's progress record for the worker's reason (cached per backend).
 
 That is 3 calls in the steady state, constant in the number of frames and chunks (the
 progress record is skipped when the listing needed a second page). The first refresh of a
@@ -38,7 +40,7 @@ from ...errors import ObjectNotFoundError, StorageError
 from ...jobspec import JobSpec
 from ...progress import SliceProgress
 from ..base import SubmissionRecord
-from ..status import ACTIVE_STATES, DONE_STATES, PENDING_STATES, JobStatus, summarize
+from ..status import ACTIVE_STATES, DONE_STATES, PENDING_STATES, JobStatus, failure_note, summarize
 from .frame_listing import FrameListing
 from .jobs import BACKEND_NAME, BatchJobs, RenderJob
 
@@ -117,8 +119,30 @@ class Follower(BatchJobs):
         status.elapsed_seconds = max(0.0, (end_ms - start_ms) / 1000) if start_ms else 0.0
         status.vcpu_hours = self._vcpu_hours(described, entries, stitch, frames_done, status.seconds_per_frame)
         if failed:
-            status.message = f"{len(failed)} chunk(s) failed: 'retry' renders them again"
+            note = self._failure_note(record, spec, failed) if status.finished else ""
+            status.message = note or (
+                f"{len(failed)} chunk(s) failed: 'retry' renders them again"
+            )
         return status
+
+    def _failure_note(self, record: SubmissionRecord, spec: JobSpec, failed: set[int] | list[int]) -> str:
+        """The worker's one-line reason from the first failed slice's progress record: one
+        GetObject per failed slice, once (cached; a failed slice stays failed until a retry)."""
+        notes: dict[tuple[str, int], SliceProgress | None] = self.__dict__.setdefault("_failure_records", {})
+        first = min(failed)
+        key = (record.submission_id, first)
+        if key not in notes:
+            try:
+                data = self._store().get_bytes(spec.progress_record_uri(first))
+                rec: SliceProgress | None = SliceProgress.from_json(data)
+            except (StorageError, ValueError, TypeError):
+                rec = None
+            notes[key] = rec if rec is not None and rec.state == "FAILED" else None
+        rec = notes[key]
+        if rec is None:
+            return ""
+        rec.index = first
+        return failure_note(failed, [rec])
 
     def _frames_done(
         self, record: SubmissionRecord, spec: JobSpec, failed: set[int], ended: bool

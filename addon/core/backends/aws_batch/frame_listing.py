@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
+from ...framecheck import listed_frame_done
 from ...jobspec import JobSpec, frame_from_name
 from ...storage import parse_uri
 
@@ -41,6 +42,7 @@ class FrameListing:
     frames_uri: str
     names: list[str]  # every wanted frame's key name, sorted in S3 key order
     frame_of: dict[str, int]  # key name -> frame
+    image_format: str = ""  # a listed key counts only when big enough to be a valid image
     seen: dict[int, float] = dataclasses.field(default_factory=dict)
     settled: bool = False  # listed after every render job had ended: nothing more will come
     calls: int = 0  # list calls made by the last refresh
@@ -48,7 +50,7 @@ class FrameListing:
     @classmethod
     def for_spec(cls, spec: JobSpec) -> FrameListing:
         frame_of = {spec.frame_name(f): f for f in spec.frames}
-        return cls(spec.output.frames_uri, sorted(frame_of), frame_of)
+        return cls(spec.output.frames_uri, sorted(frame_of), frame_of, spec.output.image_format)
 
     def refresh(
         self,
@@ -100,7 +102,9 @@ class FrameListing:
     def _saw(self, obj: dict[str, Any]) -> None:
         name = obj["Key"].rsplit("/", 1)[-1]
         frame = self.frame_of.get(name)
-        if frame is not None and frame_from_name(name) == frame:
+        # the shared definition of a done frame (addon.core.framecheck): empty or stub objects never count
+        big_enough = listed_frame_done(int(obj.get("Size", 0)), self.image_format)
+        if frame is not None and frame_from_name(name) == frame and big_enough:
             self.seen[frame] = _timestamp(obj.get("LastModified"))
 
 

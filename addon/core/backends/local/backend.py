@@ -22,11 +22,12 @@ import time
 from pathlib import Path
 
 from ...errors import StorageError
+from ...framecheck import FrameInvalid, read_checked_frame
 from ...jobspec import JobSpec
 from ...progress import SliceProgress, frames_done_from_listing
-from ...storage import FileStore
+from ...storage import FileStore, parse_uri
 from ..base import SubmissionRecord
-from ..status import JobStatus, summarize
+from ..status import JobStatus, failure_note, summarize
 from .processes import (
     pid_alive,
     process_env,
@@ -120,8 +121,8 @@ class LocalBackend:
         live = supervisor_pid(state_dir)  # 0 unless alive and ours
         state = read_state(state_dir)
         store = FileStore()
-        done, latest, latest_uri = frames_done_from_listing(
-            (o.uri for o in store.list(spec.output.frames_uri)), spec.frames
+        done, latest, latest_uri = frames_done_from_listing(  # the shared "frame done" (framecheck)
+            ((o.uri, o.size) for o in store.list(spec.output.frames_uri)), spec.frames, spec.output.image_format
         )
         records = []
         for obj in store.list(spec.output.progress_uri):
@@ -166,6 +167,8 @@ class LocalBackend:
             )
         elif supervisor_gone:
             message = "The local supervisor stopped unexpectedly; 'retry' renders the missing frames."
+        exit_codes = {t.index: t.exit_code for t in state.slices if t.exit_code is not None}
+        message = failure_note(failed, records, exit_codes) or message  # the worker's reason, when it left one
         if state.state == "CANCELLED":
             counts = {"CANCELLED": len(state.slices)} if not counts.get("SUCCEEDED") else counts
             stitch_state = "CANCELLED" if state.stitch else ""
@@ -223,9 +226,10 @@ class LocalBackend:
                 f"{len(left)} process(es) of {record.submission_id} are still running (pid "
                 f"{', '.join(map(str, left[:5]))}); wait until they stop, or 'cancel' it, then retry."
             )
-        again = [t.index for t in state.slices if t.state != "SUCCEEDED"]
+        recheck = _slices_with_invalid_frames(self._spec(record), state)  # SUCCEEDED slices, checked again
+        again = [t.index for t in state.slices if t.state != "SUCCEEDED" or t.index in recheck]
         for task in state.slices:
-            if task.state != "SUCCEEDED":
+            if task.index in again:
                 task.state, task.attempts, task.exit_code = "PENDING", 0, None
         if state.stitch is not None:
             state.stitch = TaskState(index=0)
@@ -302,6 +306,28 @@ def _starting(state_dir: Path, state: SupervisorState) -> bool:
 
 def _task_pids(state: SupervisorState) -> list[int]:
     return [t.pid for t in [*state.slices, *([state.stitch] if state.stitch else [])] if t.pid]
+
+
+def _slices_with_invalid_frames(spec: JobSpec, state: SupervisorState) -> set[int]:
+    """SUCCEEDED slices with a frame that is not done (addon.core.framecheck: missing, or not a
+    valid image, read in full). An invalid frame is moved aside (``<name>.invalid``, kept, never
+    deleted) so the slice's worker resumes and renders it again."""
+    folder = parse_uri(spec.output.frames_uri).path
+    fmt, width, height = spec.output.image_format, spec.render.width, spec.render.height
+    bad: set[int] = set()
+    for task in state.slices:
+        if task.state != "SUCCEEDED":
+            continue
+        for frame in spec.slices[task.index]:
+            path = folder / spec.frame_name(frame)
+            try:
+                read_checked_frame(path, fmt, width, height)
+            except FrameInvalid as exc:
+                bad.add(task.index)
+                if os.path.lexists(path):
+                    log.warning("frame %d %s: moved aside to render it again", frame, exc)
+                    os.replace(path, path.with_name(path.name + ".invalid"))
+    return bad
 
 
 def wait(backend: LocalBackend, record: SubmissionRecord, timeout: float = 600.0, poll: float = 0.5) -> JobStatus:
