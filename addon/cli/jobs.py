@@ -41,6 +41,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="frames to render, e.g. '1-250' or '1-10,20,30-40x2' (default: the scene's range and step)",
     )
     p.add_argument("--chunk", type=_positive_int, default=10, metavar="N", help="frames per chunk (default 10)")
+    p.add_argument(
+        "--split-samples", type=_positive_int, default=1, metavar="N",
+        help="Cycles stills: render each frame on N machines, each a range of the samples, merged and "
+        "denoised once (default 1: no split)",
+    )
     p.add_argument("--backend", choices=("aws", "local"), default="aws", help="where to render (default aws)")
     p.add_argument("--scene", default="", help="scene to render (default: the file's active scene)")
     p.add_argument("--stack", metavar="NAME", help="read bucket, queue and job definitions from this stack")

@@ -25,6 +25,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     err(f"Reading the scene settings of {blend.name} with Blender…")
     snapshot = read_scene(blend, args.scene)
     options = SubmitOptions(
+        split_samples=args.split_samples,
         frames=args.frames,
         chunk_size=args.chunk,
         image_format=args.image_format,
@@ -33,6 +34,11 @@ def cmd_submit(args: argparse.Namespace) -> int:
         threads=args.threads,
         allow_missing=args.allow_missing,
     )
+    if options.split_samples > 1:  # refused before packing: engine, frame count
+        from ..core.still_split import check_request
+        from ..core.submit.specbuild import scene_frames
+
+        check_request(options.split_samples, snapshot.engine, scene_frames(snapshot, options.frames))
     progress = _SubmitProgress(sys.stderr)
     spec, spec_uri, report = prepare_submission(
         blend, snapshot, options, root_uri, settings if args.backend == "aws" else None, progress
@@ -48,7 +54,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     record_store(args).save(record)
     print(
         f"Submitted {record.submission_id} ({args.backend}): {record.frames_total} frame(s) in "
-        f"{record.slice_count} chunk(s); uploaded {report.files_uploaded} file(s), "
+        f"{record.slice_count} {'part' if spec.still_split else 'chunk'}(s); uploaded {report.files_uploaded} file(s), "
         f"{size_text(report.bytes_uploaded)} of {size_text(report.bytes_total)}."
     )
     print(f"Follow it with: aws-batch-render status {record.submission_id} --watch")

@@ -40,6 +40,31 @@ class StillSplit:
     frames: list[int]
 
 
+class StillSplitError(JobSpecError):
+    """``--split-samples`` asked for something a split cannot do (bad input, exit 2)."""
+
+
+def check_request(parts: int, engine: str, frames: list[int]) -> None:
+    """Refuse a split the scene cannot have, before anything is uploaded."""
+    if parts < 1:
+        raise StillSplitError(f"--split-samples {parts}: give 1 (no split) or more parts.")
+    if parts == 1:
+        return
+    if engine != "CYCLES":
+        name = {"BLENDER_WORKBENCH": "Workbench"}.get(engine, "EEVEE" if "EEVEE" in engine else engine)
+        raise StillSplitError(
+            f"--split-samples needs Cycles (it splits the sample range); this scene renders with {name}. "
+            "Switch the render engine to Cycles, or submit without --split-samples."
+        )
+    if parts > MAX_PARTS:
+        raise StillSplitError(f"--split-samples {parts} is more than {MAX_PARTS} parts: use fewer.")
+    if len(frames) > MAX_FRAMES:
+        raise StillSplitError(
+            f"--split-samples splits stills: {len(frames)} frames is more than {MAX_FRAMES}. Pick the frames "
+            "with --frames (e.g. --frames 12), or submit the animation without --split-samples."
+        )
+
+
 def part_range(samples: int, parts: int, index: int) -> tuple[int, int]:
     """``(sample_offset, samples)`` of part ``index``; the last part keeps the remainder."""
     if parts < 1 or not 0 <= index < parts:
@@ -114,7 +139,8 @@ def validate(spec: JobSpec) -> None:
         )
     layout = split_slices(frames, split.parts)
     numbers = [spec.original_slice(i) for i in range(len(spec.slices))]  # a retry spec holds some
-    if any(n >= len(layout) or spec.slices[i] != layout[n] for i, n in enumerate(numbers)):
+    whole = bool(spec.extra.get("retry_of_slices")) or len(spec.slices) == len(layout)
+    if not whole or any(n >= len(layout) or spec.slices[i] != layout[n] for i, n in enumerate(numbers)):
         raise JobSpecError(
             f"spec.slices must hold {split.parts} one-frame slices per frame of spec.still_split.frames, in that order."
         )

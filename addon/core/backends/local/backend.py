@@ -79,7 +79,7 @@ class LocalBackend:
             concurrency=concurrency,
             max_attempts=self.max_attempts,
             slices=[TaskState(index=i) for i in range(len(spec.slices))],
-            stitch=TaskState(index=0) if spec.output.video else None,
+            stitch=TaskState(index=0) if spec.output.video or spec.still_split else None,  # merge: a split still
             started_at=time.time(),
         )
         state_dir.mkdir(parents=True, exist_ok=True)
@@ -160,6 +160,7 @@ class LocalBackend:
             video_uri=video,
             vcpu_hours=cpu_seconds * threads / 3600.0,
             message=message,
+            parts_total=len(spec.slices) if spec.still_split else 0,
         )
 
     def cancel(self, record: SubmissionRecord, timeout: float = 20.0) -> None:
