@@ -207,7 +207,35 @@ def test_local_backend_splits_merges_and_reports_parts(tmp_path):
     assert status.stitch_state == "SUCCEEDED" and status.frames_done == 1
     assert (status.parts_total, status.parts_done) == (3, 3)
     assert "1 frame, 3 of 3 parts" in progress_line(status)
+    from addon.core.jobspec import frame_from_name
+    from addon.core.still_split import merged_uri, part_uri
+
+    assert frame_from_name(merged_uri(spec, 1)) is None and frame_from_name(part_uri(spec, 1, 0)) is None
+    assert local_path(merged_uri(spec, 1)).stat().st_size > 0
     final = local_path(spec.frame_uri(1)).read_bytes()
     assert final[:8] == b"\x89PNG\r\n\x1a\n"
     logs = sorted(p.name for p in (Path(record.jobs["state_dir"]) / "logs").iterdir())
     assert "merge-attempt-1.log" in logs and json.loads(Path(record.jobs["state_dir"], "state.json").read_text())
+
+
+def test_aws_batch_submits_the_part_array_and_the_merge_job(aws_settings, s3_bucket):
+    from addon.core.storage import S3Store
+    from tests.test_aws_batch_support import BUCKET, CallCounter, clients_of, create_batch_env
+
+    env = create_batch_env(aws_settings)
+    spec = make_spec(root=f"s3://{BUCKET}/", slices=split_slices([5], 4), still_split=StillSplit(4, [5]))
+    spec.output.video = None
+    spec.validate()
+    spec_uri = spec.output.frames_uri.rsplit("frames/", 1)[0] + "spec.json"
+    S3Store(aws_settings).put_bytes(spec.to_json().encode(), spec_uri)
+    backend = env.backend()
+    counter = CallCounter(*clients_of(backend))
+    record = backend.submit(spec, spec_uri)
+    render, merge = counter.params["SubmitJob"]
+    assert render["arrayProperties"] == {"size": 4}  # one child per part
+    assert merge["containerOverrides"]["command"] == ["merge"]
+    assert merge["dependsOn"] == [{"jobId": record.jobs["render_job_id"]}]
+    assert record.jobs["stitch_job_id"]
+    status = backend.status(record)  # moto without Docker: every job SUCCEEDED at once
+    assert (status.parts_total, status.parts_done) == (4, 4)
+    assert "1 frame, 4 of 4 parts" in progress_line(status)

@@ -106,7 +106,8 @@ def part_from_name(name: str) -> int | None:
 
 def merged_uri(spec: JobSpec, frame: int) -> str:
     """The merged (and, when asked, denoised) multilayer EXR, uploaded beside the final image."""
-    return join_uri(spec.output.frames_uri, f"merged/frame_{frame:06d}.exr")
+    # not named frame_NNNNNN.ext: listings that count finished frames must not count it
+    return join_uri(spec.output.frames_uri, f"merged/frame_{frame:06d}.merged.exr")
 
 
 def parts_done_text(frames: int, parts_total: int, parts_done: int) -> str:
