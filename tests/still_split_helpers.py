@@ -36,10 +36,10 @@ bpy.ops.wm.save_as_mainfile(filepath=sys.argv[2])
 
 READ_PIXELS = """
 import bpy, sys, numpy as np
-image = bpy.data.images.load(sys.argv[1])
-w, h = image.size
-px = np.array(image.pixels[:], dtype=np.float32).reshape(h, w, image.channels)
-np.save(sys.argv[2], px)
+for src, dest in zip(sys.argv[1::2], sys.argv[2::2]):
+    image = bpy.data.images.load(src)
+    w, h = image.size
+    np.save(dest, np.array(image.pixels[:], dtype=np.float32).reshape(h, w, image.channels))
 """
 
 
@@ -91,13 +91,14 @@ def worker(command: str, spec_uri: str, index: int | None = None, timeout: float
                           timeout=timeout, cwd=ROOT)  # fmt: skip
 
 
-def pixels(path: Path):  # -> numpy array (h, w, channels)
+def pixels(*paths: Path) -> list:
+    """Each image's pixels as a numpy array (h, w, channels), read by bpy in one child Blender."""
     import numpy as np
 
-    out = path.with_suffix(".npy")
-    subprocess.run([sys.executable, "-c", READ_PIXELS, str(path), str(out)], check=True, capture_output=True,
-                   timeout=120)  # fmt: skip
-    return np.load(out)
+    outs = [p.with_suffix(f".{i}.npy") for i, p in enumerate(paths)]
+    argv = [str(x) for pair in zip(paths, outs) for x in pair]
+    subprocess.run([sys.executable, "-c", READ_PIXELS, *argv], check=True, capture_output=True, timeout=120)
+    return [np.load(o) for o in outs]
 
 
 def psnr(a, b) -> float:

@@ -68,14 +68,14 @@ def reference(scenes, tmp_path_factory):
     root = path_to_uri(tmp_path_factory.mktemp("ref"), directory=True)
     spec, uri = pack_job(root, scenes["plain"], [1], 1, submission_id="single")
     render_all(uri, 1)
-    return pixels(local_path(spec.frame_uri(1)))
+    return local_path(spec.frame_uri(1))
 
 
 @pytest.mark.parametrize("parts", [2, 3, 4])
 def test_merged_parts_match_a_single_render(parts, scenes, reference, tmp_path):
     root = path_to_uri(tmp_path, directory=True)
     spec, _, _ = split_and_merge(root, scenes["plain"], parts, f"split-{parts}")
-    merged = pixels(local_path(spec.frame_uri(1)))
+    merged, reference = pixels(local_path(spec.frame_uri(1)), reference)
     value = psnr(merged, reference)
     print(f"\nPSNR merged N={parts} vs single process, {SAMPLES} samples: {value:.1f} dB")
     assert merged.shape == reference.shape == (64, 64, 4)
@@ -86,14 +86,13 @@ def test_merged_parts_match_a_single_render(parts, scenes, reference, tmp_path):
 def test_denoised_once_after_the_merge(scenes, tmp_path):
     root = path_to_uri(tmp_path / "store", directory=True)
     spec, _, _proc = split_and_merge(root, scenes["denoise"], 2, "split-dn")
-    final = pixels(local_path(spec.frame_uri(1)))
     ref_dir = tmp_path / "ref"
     ref_dir.mkdir()
     subprocess.run(
         [sys.executable, "-c", REFERENCE_DENOISED, str(ROOT / "worker"), str(scenes["denoise"]), str(ref_dir)],
         check=True, capture_output=True, timeout=300,
     )  # fmt: skip
-    reference = pixels(ref_dir / "final.exr")
+    final, reference = pixels(local_path(spec.frame_uri(1)), ref_dir / "final.exr")
     value = psnr(final, reference)
     print(f"\nPSNR denoised merge N=2 vs single render denoised the same way: {value:.1f} dB")
     assert value >= 40.0
