@@ -13,8 +13,8 @@ with file:// stores. CPU seconds come from ``getrusage(RUSAGE_CHILDREN)`` around
 ones the worker logs (Blender's own wall time for the frame or part). Printed:
 
 * split overhead = (sum of the parts' CPU s + the merge's CPU s) / the single process's CPU s
-  (target <= 1.15 at N = 4), and the same without each process's fixed start-up CPU (measured by a run that finds
-  its part already in the store: Blender starts, reads the spec and stops);
+  (target <= 1.15 at N = 4), and the same without each process's fixed start-up CPU (a fresh Python importing bpy
+  and opening the .blend, measured here);
 * merge wall / single render wall (target <= 0.05), and the in-Blender merge time;
 * the projected wall time with N machines: the slowest part + the merge, beside the single
   process's wall time.
@@ -57,6 +57,15 @@ def timed(command: str, spec_uri: str, index: int | None = None) -> tuple[float,
     return wall, cpu, proc.stderr
 
 
+def startup_cpu(blend: Path) -> float:
+    """CPU seconds of a fresh Python importing bpy and opening ``blend``."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    code = "import sys, bpy; bpy.ops.wm.open_mainfile(filepath=sys.argv[1])"
+    subprocess.run([sys.executable, "-c", code, str(blend)], check=True, capture_output=True, timeout=300)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
 def logged_seconds(stderr: str, pattern: str) -> float:
     m = re.search(pattern, stderr)
     return float(m.group(1)) if m else float("nan")
@@ -88,9 +97,8 @@ def main() -> int:
             part_renders.append(logged_seconds(err, r"samples in ([\d.]+) s, uploaded"))
         m_wall, m_cpu, m_err = timed("merge", split_uri)
         m_inner = logged_seconds(m_err, r"merged from \d+ parts in ([\d.]+) s")
-        # A part already in the store: the worker starts Blender (import bpy), reads the spec and
-        # stops. Its CPU is the fixed cost every extra process pays (opening the .blend not included).
-        fixed_cpu = min(timed("render", split_uri, 0)[1] for _ in range(2))
+        # What every extra process pays before its first sample: import bpy and open the .blend.
+        fixed_cpu = min(startup_cpu(blend) for _ in range(2))
         quality = psnr(*pixels(Path(split_spec.frame_uri(1)[7:]), Path(single_spec.frame_uri(1)[7:])))
 
         n = args.parts
@@ -103,7 +111,7 @@ def main() -> int:
         overhead = (sum(part_cpus) + m_cpu) / s_cpu
         no_startup = (sum(part_cpus) + m_cpu - (n + 1) * fixed_cpu) / (s_cpu - fixed_cpu)
         print(f"split overhead, CPU s (parts + merge) / single:          {overhead:.3f}  (target <= 1.15)")
-        print(f"fixed start-up CPU per worker process (import bpy, spec): {fixed_cpu:.2f} s")
+        print(f"fixed start-up CPU per process (import bpy, open .blend): {fixed_cpu:.2f} s")
         print(f"split overhead, CPU s without the start-ups:             {no_startup:.3f}")
         print(f"merge wall / single render wall:                        {m_wall / s_wall:.3f}  (target <= 0.05)")
         print(f"merge in Blender / single render wall:                  {m_inner / s_wall:.3f}")
