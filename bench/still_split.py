@@ -29,6 +29,7 @@ import argparse
 import re
 import resource
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
