@@ -30,7 +30,7 @@ MAX_CLASS_LINES = 300
 CODE_DIRS = ("addon", "worker")
 CORE = "addon.core"
 BPY_MODULES = ("bpy", "bpy_extras")
-BPY_ALLOWED = ("addon/blender/", "worker/inner_render.py")
+BPY_ALLOWED = ("addon/blender/", "worker/inner_render.py", "worker/inner_still.py")
 SKIP_PARTS = {"__pycache__", "wheels"}
 
 

@@ -1,4 +1,4 @@
-"""``python -m worker render|stitch``: the container's entry point (see worker/README.md).
+"""``python -m worker render|stitch|merge``: the container's entry point (see worker/README.md).
 
 Every failure ends as one clear ``ERROR:`` line and an exit code AWS Batch's retry rules
 read: 0 success, 65 content error (never retried), 75 worth retrying.
@@ -44,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("render", help="render this array child's slice (AWS_BATCH_JOB_ARRAY_INDEX)")
     sub.add_parser("stitch", help="check every frame exists and encode the video and poster")
+    sub.add_parser("merge", help="merge a split still's parts, denoise once, write the final image")
     args = parser.parse_args(argv)
     setup_logging()
     from .failures import exit_code_for
@@ -53,6 +54,10 @@ def main(argv: list[str] | None = None) -> int:
             from .render import run_render
 
             return run_render()
+        if args.command == "merge":
+            from .merge import run_merge
+
+            return run_merge()
         from .stitch import run_stitch
 
         return run_stitch()

@@ -294,15 +294,30 @@ def main(argv: list[str]) -> int:
         setup_device(scene, job.get("device", "CPU"))
         setup_threads(scene, int(job.get("threads", 0)))
         setup_output(scene, job["out_dir"], job["image_format"])
+        if job.get("part"):  # a still split by sample ranges (worker/inner_still.py)
+            for message in _inner_still().setup_part(scene, job["part"]):
+                emit(WARNING_TAG, message=message)
         sys.stdout.write(
             f"Blender {bpy.app.version_string}: rendering {len(job['frames'])} frame(s) of scene "
             f"{scene.name!r} with {scene.render.engine}, {scene.render.threads} thread(s)\n"
         )
         render_frames(scene, [int(f) for f in job["frames"]])
-    except ContentProblem as exc:
+        if job.get("part"):
+            _inner_still().check_part_file(scene.render.frame_path(frame=int(job["frames"][0])))
+    except (ContentProblem, _inner_still().ContentProblem) as exc:
         emit(ERROR_TAG, kind="content", message=str(exc))
         return CONTENT_ERROR
     return 0
+
+
+def _inner_still() -> Any:
+    # a bare blender binary runs this file without the project on its path: import the sibling by path
+    import os
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import inner_still
+
+    return inner_still
 
 
 def _script_argv() -> list[str]:

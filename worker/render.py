@@ -177,6 +177,10 @@ class SliceRender:
         assert self.blender is not None
         spec, spec_store = load_spec(self.env.spec_uri)
         self.stores.seed(self.env.spec_uri, spec_store)  # one S3 client for everything
+        if spec.still_split is not None:  # one part of a still split by samples
+            from .parts import render_part
+
+            return render_part(self, spec, scratch)
         frames = slice_frames(spec, self.env.array_index)
         frame_store = self.stores(spec.output.frames_uri)
         self.progress = ProgressRecorder(

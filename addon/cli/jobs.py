@@ -45,6 +45,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--chunk", type=_chunk_arg, default=10, metavar="N|auto",
         help="frames per chunk (default 10); 'auto' sizes them from a scout render (see `estimate`)",
     )  # fmt: skip
+    p.add_argument(
+        "--split-samples", type=_positive_int, default=1, metavar="N",
+        help="Cycles stills: render each frame on N machines, each a range of the samples, merged and "
+        "denoised once (default 1: no split)",
+    )
     p.add_argument("--backend", choices=("aws", "local"), default="aws", help="where to render (default aws)")
     p.add_argument("--scene", default="", help="scene to render (default: the file's active scene)")
     p.add_argument("--stack", metavar="NAME", help="read bucket, queue and job definitions from this stack")

@@ -33,6 +33,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     if args.chunk == "auto":
         args.chunk = _measured_chunk(args, blend, snapshot)
     options = SubmitOptions(
+        split_samples=args.split_samples,
         frames=args.frames,
         chunk_size=args.chunk,
         image_format=args.image_format,
@@ -41,6 +42,11 @@ def cmd_submit(args: argparse.Namespace) -> int:
         threads=args.threads,
         allow_missing=args.allow_missing,
     )
+    if options.split_samples > 1:  # refused before packing: engine, frame count
+        from ..core.still_split import check_request
+        from ..core.submit.specbuild import scene_frames
+
+        check_request(options.split_samples, snapshot.engine, scene_frames(snapshot, options.frames))
     progress = _SubmitProgress(sys.stderr)
     spec, spec_uri, report = prepare_submission(
         blend, snapshot, options, root_uri, settings if args.backend == "aws" else None, progress
@@ -58,7 +64,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     # The id first: whatever happens next, the user knows which render is running.
     print(
         f"Submitted {record.submission_id} ({args.backend}): {record.frames_total} frame(s) in "
-        f"{record.slice_count} chunk(s); uploaded {report.files_uploaded} file(s), "
+        f"{record.slice_count} {'part' if spec.still_split else 'chunk'}(s); uploaded {report.files_uploaded} file(s), "
         f"{size_text(report.bytes_uploaded)} of {size_text(report.bytes_total)}.",
         flush=True,
     )

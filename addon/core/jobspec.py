@@ -20,11 +20,14 @@ from datetime import UTC, datetime
 from itertools import pairwise
 from typing import Any
 
+from . import still_split as _split
 from .errors import JobSpecError, StorageURIError
 from .jobspec_checks import check_frame_numbers, check_manifest_paths
+from .still_split import StillSplit
 from .storage import join_uri, parse_uri
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: still_split (sample-range parts); version 1 specs are still read
+MIN_SCHEMA_VERSION = 1
 
 IMAGE_FORMATS = {"PNG": "png", "OPEN_EXR": "exr", "JPEG": "jpg"}
 DEVICES = ("CPU", "GPU")
@@ -112,11 +115,12 @@ class JobSpec:
     source_name: str = ""  # the user's .blend file name, for tags and downloads
     schema_version: int = SCHEMA_VERSION
     extra: dict[str, str] = field(default_factory=dict)  # free-form notes, ignored by workers
+    still_split: StillSplit | None = None  # one still split by sample ranges (still_split.py)
 
     # --- derived -------------------------------------------------------------------
     @property
     def frames(self) -> list[int]:
-        return [f for s in self.slices for f in s]
+        return list(dict.fromkeys(f for s in self.slices for f in s))  # a split repeats a frame per part
 
     def frame_name(self, frame: int) -> str:
         return frame_file_name(frame, self.output.image_format)
@@ -174,7 +178,7 @@ class JobSpec:
         if not isinstance(data, dict):
             raise JobSpecError("The job spec must be a JSON object.")
         version = data.get("schema_version")
-        if version != SCHEMA_VERSION:
+        if not (isinstance(version, int) and MIN_SCHEMA_VERSION <= version <= SCHEMA_VERSION):
             if isinstance(version, int) and not isinstance(version, bool) and version > SCHEMA_VERSION:
                 raise JobSpecError(
                     f"Job spec schema version {version} is newer than this worker understands "
@@ -182,7 +186,7 @@ class JobSpec:
                 )
             raise JobSpecError(
                 f"Job spec schema version {version!r} is not supported (this worker reads "
-                f"version {SCHEMA_VERSION}); resubmit with a current add-on."
+                f"versions {MIN_SCHEMA_VERSION}-{SCHEMA_VERSION}); resubmit with a current add-on."
             )
         spec = _build(cls, data, "spec")
         spec.validate()
@@ -215,6 +219,7 @@ class JobSpec:
             )
         self._validate_output()
         self._validate_render()
+        _split.validate(self)
 
     def _validate_inputs(self) -> None:
         inp = self.inputs
@@ -252,7 +257,7 @@ class JobSpec:
             if any(b <= a for a, b in pairwise(frames)):
                 raise JobSpecError(f"spec.slices[{i}] is not in ascending order without repeats.")
             for f in frames:
-                if f in seen:
+                if f in seen and self.still_split is None:  # a split's parts repeat their frame
                     raise JobSpecError(
                         f"Frame {f} is in both spec.slices[{seen[f]}] and spec.slices[{i}]: "
                         "slices must not overlap."

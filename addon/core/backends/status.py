@@ -14,6 +14,7 @@ from typing import Any
 
 from ..exitcodes import CONTENT_ERROR
 from ..progress import SliceProgress
+from ..still_split import parts_done_text
 
 # AWS Batch job states, in pipeline order; the local backend uses the same words.
 PENDING_STATES = ("SUBMITTED", "PENDING", "RUNNABLE")
@@ -42,6 +43,8 @@ class JobStatus:
     video_uri: str = ""  # set once the video exists
     vcpu_hours: float = 0.0
     message: str = ""
+    parts_total: int = 0  # a still split by samples: every part of every frame (0: no split)
+    parts_done: int = 0
 
     @property
     def finished(self) -> bool:
@@ -115,6 +118,7 @@ def summarize(
     video_uri: str = "",
     vcpu_hours: float = 0.0,
     message: str = "",
+    parts_total: int = 0,
 ) -> JobStatus:
     records = list(records)
     state = overall_state(chunk_counts, stitch_state, frames_done)
@@ -141,6 +145,8 @@ def summarize(
         video_uri=video_uri,
         vcpu_hours=vcpu_hours,
         message=message,
+        parts_total=parts_total,
+        parts_done=min(parts_total, chunk_counts.get("SUCCEEDED", 0)) if parts_total else 0,  # a chunk is a part
     )
 
 
@@ -205,8 +211,11 @@ def progress_line(status: JobStatus, width: int = 0) -> str:
         if n:
             chunks.append(f"{label} {n}")
     pct = math.floor(100 * status.fraction)
+    done_text = f"{status.frames_done}/{status.frames_total} frames {pct}%"
+    if status.parts_total:  # a split still: "1 frame, 3 of 8 parts"
+        done_text = parts_done_text(status.frames_total, status.parts_total, status.parts_done)
     tail = (
-        f"{status.frames_done}/{status.frames_total} frames {pct}% | chunks {' '.join(chunks) or '-'} | "
+        f"{done_text} | chunks {' '.join(chunks) or '-'} | "
         f"ETA {format_duration(status.eta_seconds)} | {status.state}"
     )
     if status.stitch_state and status.state in ("STITCHING",):

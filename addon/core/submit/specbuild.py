@@ -23,6 +23,7 @@ from ..jobspec import (
     RenderSettings,
     VideoSettings,
 )
+from ..still_split import StillSplit, check_request, split_slices
 from ..storage import join_uri
 from .options import SubmitOptions
 from .scene import SceneSnapshot
@@ -147,9 +148,15 @@ def build_spec(
     stem = PurePosixPath(source_name).stem or "video"
     check_render_size(snapshot)
     paths = submission_paths(root_uri, submission_id)
-    slices = chunk_frames(scene_frames(snapshot, options.frames), chunk_size=options.chunk_size)
+    frames = scene_frames(snapshot, options.frames)
+    check_request(options.split_samples or 1, snapshot.engine, frames)
+    split = StillSplit(options.split_samples, frames) if options.split_samples > 1 else None
+    slices = split_slices(frames, split.parts) if split else chunk_frames(frames, chunk_size=options.chunk_size)
+    image_format = options.image_format
+    if split and image_format == "PNG" and snapshot.file_format in ("OPEN_EXR", "JPEG"):
+        image_format = snapshot.file_format  # a split still keeps the scene's own image format
     video = None
-    if options.video:
+    if options.video and not split:  # a split still is merged into images, not stitched
         video = video_settings(snapshot, options, stem)
         if audio_path:
             video.audio = AudioTrack(path=audio_path)
@@ -165,7 +172,7 @@ def build_spec(
             frames_uri=paths["frames"],
             progress_uri=paths["progress"],
             video_uri=paths["video"],
-            image_format=options.image_format,
+            image_format=image_format,
             video=video,
         ),
         render=RenderSettings(
@@ -177,6 +184,7 @@ def build_spec(
             height=snapshot.height,
         ),
         source_name=source_name,
+        still_split=split,
     )
     spec.extra.update(extra)
     spec.validate()

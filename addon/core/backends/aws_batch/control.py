@@ -11,6 +11,7 @@ from ...aws.errors import AwsAccessDeniedError, aws_errors
 from ...errors import AwsBatchRenderError
 from ...jobspec import JobSpec, utc_now_iso
 from ...progress import frames_done_from_listing
+from ...still_split import slices_without_part
 from ...storage import join_uri
 from ..base import RetryTooEarlyError, SubmissionRecord
 from ..status import ACTIVE_STATES, PENDING_STATES
@@ -99,6 +100,8 @@ class Controller(Submitter):
         return record
 
     def _slices_with_frames_not_done(self, spec: JobSpec) -> set[int]:
+        if spec.still_split:  # a part's slice is done when its part EXR is in the store
+            return slices_without_part(spec, range(len(spec.slices)), self._store().exists)
         listing = ((o.uri, o.size) for o in self._store().list(spec.output.frames_uri))
         done, _, _ = frames_done_from_listing(listing, spec.frames, spec.output.image_format)
         return {i for i, frames in enumerate(spec.slices) if any(f not in done for f in frames)}

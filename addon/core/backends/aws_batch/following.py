@@ -114,6 +114,7 @@ class Follower(BatchJobs):
             latest_frame_uri=spec.frame_uri(latest) if latest is not None else "",
             failed_slices=failed,
             video_uri=spec.video_file_uri() if stitch_state == "SUCCEEDED" else "",
+            parts_total=len(spec.slices) if spec.still_split else 0,
         )
         end_ms = max(stops) if status.finished and any(stops) else time.time() * 1000
         status.elapsed_seconds = max(0.0, (end_ms - start_ms) / 1000) if start_ms else 0.0

@@ -138,6 +138,8 @@ def stitch_job_request(
         "tags": job_tags(spec),
         "propagateTags": True,
     }
+    if spec.still_split is not None:  # a split still: the same job merges the parts instead
+        request["containerOverrides"]["command"] = ["merge"]
     if render_job_id:
         request["dependsOn"] = [{"jobId": render_job_id}]
     _add_limits(request, None, attempts)

@@ -129,7 +129,7 @@ class Submitter(BatchJobs):
         )
         with aws_errors("submit the render job", resource=queue, **self._who()):
             render_id = batch.submit_job(**request)["jobId"]
-        if spec.output.video is None:
+        if spec.output.video is None and spec.still_split is None:  # a split still is merged in its place
             return render_id, ""
         stitch = stitch_job_request(
             spec,

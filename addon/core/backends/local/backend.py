@@ -25,6 +25,7 @@ from ...errors import StorageError
 from ...framecheck import FrameInvalid, read_checked_frame
 from ...jobspec import JobSpec
 from ...progress import SliceProgress, frames_done_from_listing
+from ...still_split import slices_without_part
 from ...storage import FileStore, parse_uri
 from ..base import SubmissionRecord
 from ..status import JobStatus, failure_note, summarize
@@ -91,7 +92,7 @@ class LocalBackend:
             concurrency=concurrency,
             max_attempts=self.max_attempts,
             slices=[TaskState(index=i) for i in range(len(spec.slices))],
-            stitch=TaskState(index=0) if spec.output.video else None,
+            stitch=TaskState(index=0) if spec.output.video or spec.still_split else None,  # merge: a split still
             started_at=time.time(),
         )
         state_dir.mkdir(parents=True, exist_ok=True)
@@ -187,6 +188,7 @@ class LocalBackend:
             video_uri=video,
             vcpu_hours=cpu_seconds * threads / 3600.0,
             message=message,
+            parts_total=len(spec.slices) if spec.still_split else 0,
         )
 
     def cancel(self, record: SubmissionRecord, timeout: float = 20.0) -> None:
@@ -312,6 +314,9 @@ def _slices_with_invalid_frames(spec: JobSpec, state: SupervisorState) -> set[in
     """SUCCEEDED slices with a frame that is not done (addon.core.framecheck: missing, or not a
     valid image, read in full). An invalid frame is moved aside (``<name>.invalid``, kept, never
     deleted) so the slice's worker resumes and renders it again."""
+    if spec.still_split:  # a part's slice is done when its part EXR is in the store
+        succeeded = [t.index for t in state.slices if t.state == "SUCCEEDED"]
+        return slices_without_part(spec, succeeded, FileStore().exists)
     folder = parse_uri(spec.output.frames_uri).path
     fmt, width, height = spec.output.image_format, spec.render.width, spec.render.height
     bad: set[int] = set()

@@ -60,11 +60,12 @@ class Supervisor:
             failed = [t.index for t in self.state.slices if t.state == "FAILED"]
             return self._finish("FAILED", f"Slice(s) {failed} failed; 'logs' shows why, 'retry' renders them again.")
         if self.state.stitch is not None:
-            self._run_task(self.state.stitch, ["stitch"], env={})
+            self._run_task(self.state.stitch, ["merge" if self.spec.still_split else "stitch"], env={})
             if self.cancelled:
                 return self._finish_cancelled()
             if self.state.stitch.state != "SUCCEEDED":
-                return self._finish("FAILED", "Stitching the video failed; 'logs --slice -1' shows why.")
+                what = "Merging the split still" if self.spec.still_split else "Stitching the video"
+                return self._finish("FAILED", f"{what} failed; 'logs --slice -1' shows why.")
         return self._finish("SUCCEEDED", "")
 
     # --- slices ----------------------------------------------------------------------
@@ -114,7 +115,7 @@ class Supervisor:
 
     def _start(self, task: TaskState, command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
         task.attempts += 1
-        kind = "stitch" if command == ["stitch"] else f"slice-{task.index:05d}"
+        kind = command[0] if command[0] in ("stitch", "merge") else f"slice-{task.index:05d}"
         task.log = str(self.state_dir / "logs" / f"{kind}-attempt-{task.attempts}.log")
         full_env = {
             **process_env(),

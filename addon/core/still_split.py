@@ -1,0 +1,156 @@
+"""Splitting one still across machines by sample ranges (part of the job-spec contract).
+
+A split spec renders each of a few frames in ``parts`` pieces: part i renders samples
+``[i*k, (i+1)*k)`` of the scene's sample count ``S`` (``k = S // parts``; the last part
+keeps the remainder) with Cycles' ``sample_offset``, into a multilayer EXR with the
+denoising data passes. One merge job (in place of the stitch) combines the parts with
+``cycles.merge_images``, denoises once when the scene asks for it and writes the final
+image in the scene's format and colour management.
+
+The spec keeps carrying explicit slices: slice ``j`` is ``[frame]`` for part ``j % parts``
+of frame ``j // parts``, so the render array, retries and the local supervisor work
+unchanged. The sample count itself is read from the scene by the worker (the add-on's
+scene snapshot does not carry it); a part refuses ``parts`` larger than it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import JobSpecError
+from .storage import join_uri
+
+JobSpec = Any  # jobspec imports this module: no import back (no cycles in addon/core)
+
+#: the spec version that introduced ``still_split``; older workers refuse it by version
+SPLIT_SCHEMA_VERSION = 2
+MAX_PARTS = 256
+MAX_FRAMES = 16  # "a frame, or each frame of a short list"
+PART_SUFFIX = ".exr"
+_PART_NAME = re.compile(r"^part_(\d{4})\.exr$")
+
+
+@dataclass
+class StillSplit:
+    """``spec.still_split``: which frames are split, and in how many parts each."""
+
+    parts: int
+    frames: list[int]
+
+
+class StillSplitError(JobSpecError):
+    """``--split-samples`` asked for something a split cannot do (bad input, exit 2)."""
+
+
+def check_request(parts: int, engine: str, frames: list[int]) -> None:
+    """Refuse a split the scene cannot have, before anything is uploaded."""
+    if parts < 1:
+        raise StillSplitError(f"--split-samples {parts}: give 1 (no split) or more parts.")
+    if parts == 1:
+        return
+    if engine != "CYCLES":
+        name = {"BLENDER_WORKBENCH": "Workbench"}.get(engine, "EEVEE" if "EEVEE" in engine else engine)
+        raise StillSplitError(
+            f"--split-samples needs Cycles (it splits the sample range); this scene renders with {name}. "
+            "Switch the render engine to Cycles, or submit without --split-samples."
+        )
+    if parts > MAX_PARTS:
+        raise StillSplitError(f"--split-samples {parts} is more than {MAX_PARTS} parts: use fewer.")
+    if len(frames) > MAX_FRAMES:
+        raise StillSplitError(
+            f"--split-samples splits stills: {len(frames)} frames is more than {MAX_FRAMES}. Pick the frames "
+            "with --frames (e.g. --frames 12), or submit the animation without --split-samples."
+        )
+
+
+def part_range(samples: int, parts: int, index: int) -> tuple[int, int]:
+    """``(sample_offset, samples)`` of part ``index``; the last part keeps the remainder."""
+    if parts < 1 or not 0 <= index < parts:
+        raise ValueError(f"part {index} of {parts}")
+    if samples < parts:
+        raise ValueError(f"{samples} samples cannot be split in {parts} parts")
+    k = samples // parts
+    count = samples - k * (parts - 1) if index == parts - 1 else k
+    return index * k, count
+
+
+def split_slices(frames: list[int], parts: int) -> list[list[int]]:
+    """The spec's slices for a split: ``parts`` one-frame slices per frame, in order."""
+    return [[f] for f in frames for _ in range(parts)]
+
+
+def part_of(spec: JobSpec, slice_number: int) -> tuple[int, int]:
+    """``(frame, part)`` of the submission-wide slice number (see ``JobSpec.original_slice``)."""
+    assert spec.still_split is not None
+    parts = spec.still_split.parts
+    frames = spec.still_split.frames
+    if not 0 <= slice_number < parts * len(frames):
+        raise JobSpecError(f"Slice {slice_number} is not a part of this split ({len(frames)} frame(s) x {parts}).")
+    return frames[slice_number // parts], slice_number % parts
+
+
+def parts_prefix(spec: JobSpec, frame: int) -> str:
+    return join_uri(spec.output.frames_uri, f"parts/frame_{frame:06d}/")
+
+
+def part_uri(spec: JobSpec, frame: int, part: int) -> str:
+    return join_uri(parts_prefix(spec, frame), f"part_{part:04d}{PART_SUFFIX}")
+
+
+def slices_without_part(spec: JobSpec, slices: Iterable[int], exists: Callable[[str], bool]) -> set[int]:
+    """Slices (of a split spec) whose part EXR is not in the store: a retry renders them again.
+    A part is checked before it is uploaded, and the merge checks every part again."""
+    return {i for i in slices if not exists(part_uri(spec, *part_of(spec, i)))}
+
+
+def part_from_name(name: str) -> int | None:
+    m = _PART_NAME.match(name.rsplit("/", 1)[-1])
+    return int(m.group(1)) if m else None
+
+
+def merged_uri(spec: JobSpec, frame: int) -> str:
+    """The merged (and, when asked, denoised) multilayer EXR, uploaded beside the final image."""
+    # not named frame_NNNNNN.ext: listings that count finished frames must not count it
+    return join_uri(spec.output.frames_uri, f"merged/frame_{frame:06d}.merged.exr")
+
+
+def parts_done_text(frames: int, parts_total: int, parts_done: int) -> str:
+    """``'1 frame, 3 of 8 parts'``."""
+    return f"{frames} frame{'s' if frames != 1 else ''}, {parts_done} of {parts_total} parts"
+
+
+def validate(spec: JobSpec) -> None:
+    """Raise :class:`JobSpecError` for a split spec a worker could trip over."""
+    split = spec.still_split
+    if split is None:
+        return
+    if spec.schema_version < SPLIT_SCHEMA_VERSION:
+        raise JobSpecError(
+            f"spec.still_split needs schema_version {SPLIT_SCHEMA_VERSION} or later (the spec says "
+            f"{spec.schema_version}); resubmit with a current add-on."
+        )
+    if not 2 <= split.parts <= MAX_PARTS:
+        raise JobSpecError(f"spec.still_split.parts {split.parts} must be 2..{MAX_PARTS} (1 means no split).")
+    if spec.render.engine != "CYCLES":
+        raise JobSpecError(
+            f"spec.still_split needs Cycles (sample ranges); the scene renders with {spec.render.engine}."
+        )
+    frames = split.frames
+    if not frames or len(frames) != len(set(frames)):
+        raise JobSpecError("spec.still_split.frames must list one or more frames, each once.")
+    if len(frames) > MAX_FRAMES:
+        raise JobSpecError(
+            f"spec.still_split splits {len(frames)} frames; at most {MAX_FRAMES} (split stills, not animations)."
+        )
+    layout = split_slices(frames, split.parts)
+    numbers = [spec.original_slice(i) for i in range(len(spec.slices))]  # a retry spec holds some
+    whole = bool(spec.extra.get("retry_of_slices")) or len(spec.slices) == len(layout)
+    if not whole or any(n >= len(layout) or spec.slices[i] != layout[n] for i, n in enumerate(numbers)):
+        raise JobSpecError(
+            f"spec.slices must hold {split.parts} one-frame slices per frame of spec.still_split.frames, in that order."
+        )
+    if spec.output.video is not None:
+        raise JobSpecError("spec.output.video must be empty for a split still: the merge job makes images.")

@@ -1,0 +1,151 @@
+"""A still split by sample ranges, end to end with real bpy and real Cycles (64x64).
+
+Parts render with ``python -m worker render`` (one process per array child), the merge
+with ``python -m worker merge``; stores are file:// folders. PSNR figures are printed
+(run with ``-s`` to see them).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from still_split_helpers import local_path, pack_job, pixels, psnr, tune_scene, worker
+
+from addon.core.exitcodes import CONTENT_ERROR, SUCCESS
+from addon.core.still_split import merged_uri, part_uri
+from addon.core.storage import path_to_uri
+from tests.helpers import make_scene
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = 32
+
+REFERENCE_DENOISED = """
+import bpy, sys
+sys.path.insert(0, sys.argv[1])
+import inner_still
+bpy.ops.wm.open_mainfile(filepath=sys.argv[2])
+scene = bpy.context.scene
+inner_still.setup_part(scene, {"index": 0, "parts": 1})  # every sample in one process
+scene.render.filepath = sys.argv[3] + "/full.exr"
+bpy.ops.render.render(write_still=True)
+inner_still.denoise(scene, sys.argv[3] + "/full.exr", sys.argv[3] + "/denoised.exr")
+inner_still.write_final(scene, sys.argv[3] + "/denoised.exr", sys.argv[3] + "/final.exr", "OPEN_EXR")
+"""
+
+
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("still")
+    src = make_scene(d / "src.blend", "--frames", "1", "--size", "64x64")
+    return {
+        "plain": tune_scene(src, d / "plain.blend", 64, 64, SAMPLES, denoise=False),
+        "denoise": tune_scene(src, d / "denoise.blend", 64, 64, SAMPLES, denoise=True),
+    }
+
+
+def render_all(spec_uri: str, count: int) -> None:
+    for i in range(count):
+        proc = worker("render", spec_uri, i)
+        assert proc.returncode == SUCCESS, proc.stderr[-3000:]
+
+
+def split_and_merge(root: str, blend: Path, parts: int, submission_id: str):
+    spec, uri = pack_job(root, blend, [1], parts, submission_id=submission_id)
+    render_all(uri, parts)
+    proc = worker("merge", uri)
+    assert proc.returncode == SUCCESS, proc.stderr[-3000:]
+    return spec, uri, proc
+
+
+@pytest.fixture(scope="module")
+def reference(scenes, tmp_path_factory):
+    """One process rendering every sample (an ordinary worker render, EXR)."""
+    root = path_to_uri(tmp_path_factory.mktemp("ref"), directory=True)
+    spec, uri = pack_job(root, scenes["plain"], [1], 1, submission_id="single")
+    render_all(uri, 1)
+    return local_path(spec.frame_uri(1))
+
+
+@pytest.mark.parametrize("parts", [2, 3, 4])
+def test_merged_parts_match_a_single_render(parts, scenes, reference, tmp_path):
+    root = path_to_uri(tmp_path, directory=True)
+    spec, _, _ = split_and_merge(root, scenes["plain"], parts, f"split-{parts}")
+    merged, reference = pixels(local_path(spec.frame_uri(1)), reference)
+    value = psnr(merged, reference)
+    print(f"\nPSNR merged N={parts} vs single process, {SAMPLES} samples: {value:.1f} dB")
+    assert merged.shape == reference.shape == (64, 64, 4)
+    assert value >= 45.0
+    assert local_path(merged_uri(spec, 1)).stat().st_size > 0  # the merged EXR is uploaded too
+
+
+def test_denoised_once_after_the_merge(scenes, tmp_path):
+    root = path_to_uri(tmp_path / "store", directory=True)
+    spec, _, _proc = split_and_merge(root, scenes["denoise"], 2, "split-dn")
+    ref_dir = tmp_path / "ref"
+    ref_dir.mkdir()
+    subprocess.run(
+        [sys.executable, "-c", REFERENCE_DENOISED, str(ROOT / "worker"), str(scenes["denoise"]), str(ref_dir)],
+        check=True, capture_output=True, timeout=300,
+    )  # fmt: skip
+    final, reference = pixels(local_path(spec.frame_uri(1)), ref_dir / "final.exr")
+    value = psnr(final, reference)
+    print(f"\nPSNR denoised merge N=2 vs single render denoised the same way: {value:.1f} dB")
+    assert value >= 40.0
+
+
+def test_faults_killed_part_retried_missing_or_corrupt_part_refused_merge_run_twice(scenes, tmp_path):
+    root = path_to_uri(tmp_path, directory=True)
+    spec, uri = pack_job(root, scenes["plain"], [1], 2, submission_id="split-faults")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_BATCH_")}
+    env.update(JOB_SPEC_URI=uri, AWS_BATCH_JOB_ARRAY_INDEX="1")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "worker", "render"], env=env, cwd=ROOT, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if "Rendering part 2/2" in line:
+            os.killpg(proc.pid, signal.SIGKILL)  # worker and Blender, mid-part (a reclaimed host)
+            break
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    part = local_path(part_uri(spec, 1, 1))
+    assert not part.exists()  # nothing half-written is in the store
+
+    render_all(uri, 1)  # part 0 only
+    refused = worker("merge", uri)
+    assert refused.returncode == CONTENT_ERROR
+    assert "1 of 2 part(s) of frame 1 are missing (parts 1)" in refused.stderr
+
+    retry = worker("render", uri, 1, AWS_BATCH_JOB_ATTEMPT="2")  # the retry of the killed part
+    assert retry.returncode == SUCCESS, retry.stderr[-2000:]
+    whole = part.read_bytes()
+    part.write_bytes(whole[: len(whole) // 2])  # a truncated part
+    proc2 = worker("merge", uri)
+    assert proc2.returncode == CONTENT_ERROR
+    assert "Part 1 of frame 1" in proc2.stderr and "cut short" in proc2.stderr
+    assert not local_path(spec.frame_uri(1)).exists()  # nothing counted as done
+
+    part.write_bytes(whole)
+    first = worker("merge", uri)
+    assert first.returncode == SUCCESS, first.stderr[-2000:]
+    final = local_path(spec.frame_uri(1))
+    stamp = final.stat().st_mtime_ns
+    second = worker("merge", uri)
+    assert second.returncode == SUCCESS
+    assert "already merged: nothing to do" in second.stderr
+    assert final.stat().st_mtime_ns == stamp
+
+
+def test_more_parts_than_samples_is_refused_by_the_part(scenes, tmp_path):
+    root = path_to_uri(tmp_path, directory=True)
+    spec, uri = pack_job(root, scenes["plain"], [1], SAMPLES + 1, submission_id="split-too-many")
+    proc = worker("render", uri, 0)
+    assert proc.returncode == CONTENT_ERROR
+    assert f"--split-samples {SAMPLES + 1} is more than the scene's {SAMPLES} samples" in proc.stderr
+    assert not local_path(part_uri(spec, 1, 0)).exists()
