@@ -23,7 +23,7 @@ for v in "${versions[@]}"; do
   echo "==> buildah build $WORKER_IMAGE:$v"
   bh build --isolation chroot --pull=never --layers --quiet \
     --build-arg "BLENDER_VERSION=$v" -t "$WORKER_IMAGE:$v" . >/dev/null
-  echo "==> built $WORKER_IMAGE:$v in $((SECONDS - t)) s, $(bh inspect --type image --format '{{.Size}}' "$WORKER_IMAGE:$v" 2>/dev/null || echo '?') bytes"
+  echo "==> built $WORKER_IMAGE:$v in $((SECONDS - t)) s, $(bh images --format '{{.Size}}' "$WORKER_IMAGE:$v")"
 done
 bh rm --all >/dev/null 2>&1 || true      # working containers a killed run left behind
 bh rmi --prune >/dev/null 2>&1 || true   # dangling layers of older builds
