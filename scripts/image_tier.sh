@@ -12,6 +12,8 @@ cd "$(dirname "$0")/.."
 . scripts/image_common.sh
 start=$SECONDS
 ensure_tools
+# leave no working containers (publish-image's build stages, a killed test) and so no mounts
+trap 'bh rm --all >/dev/null 2>&1 || true' EXIT
 versions=("$@")
 [ ${#versions[@]} -gt 0 ] || versions=(5.2.3 4.5.15)
 suites=()

@@ -87,7 +87,10 @@ def test_publish_with_buildah_pushes_both_tags_and_they_pull_back(aws_settings, 
     plan = images.plan_publish(repo, "4.5", context, tool="buildah", require_ecr=False, tls_verify=False)
     assert plan.tool == "buildah" and plan.build[:2] == ["buildah", "build"]
     steps: list[str] = []
-    digests = images.publish_image(plan, aws_settings, on_step=steps.append)
+    try:
+        digests = images.publish_image(plan, aws_settings, on_step=steps.append)
+    finally:  # the local tags name this run's registry port: drop them from the CI storage
+        subprocess.run(["buildah", "rmi", *plan.tags], capture_output=True, timeout=120)
     assert len(digests) == 1 and digests[0].startswith("sha256:")  # both tags: one image
     # buildah logged in with the token boto3 got from ECR (moto), never through argv
     login = images.ecr_login(aws_settings)
