@@ -30,9 +30,9 @@ def apply() -> None:
 
     create = models.BatchBackend.create_compute_environment
 
-    def create_compute_environment(self: Any, name: str, _type: str, state: str, resources: Any,
-                                   service_role: str, *args: Any, **kwargs: Any) -> Any:  # fmt: skip
-        if not service_role:  # Batch's service-linked role, created when missing
+    def create_compute_environment(self: Any, *args: Any, **kwargs: Any) -> Any:
+        given = kwargs.get("service_role", args[4] if len(args) > 4 else None)
+        if not given:  # Batch's service-linked role, created when missing
             try:
                 role = self.iam_backend.get_role("AWSServiceRoleForBatch")
             except IAMNotFoundException:
@@ -40,8 +40,11 @@ def apply() -> None:
                     "AWSServiceRoleForBatch", _SLR_TRUST, "/aws-service-role/batch.amazonaws.com/",
                     permissions_boundary=None, description="", tags=[], max_session_duration="3600",
                 )  # fmt: skip
-            service_role = role.arn
-        return create(self, name, _type, state, resources, service_role, *args, **kwargs)
+            if len(args) > 4:
+                args = (*args[:4], role.arn, *args[5:])
+            else:
+                kwargs["service_role"] = role.arn
+        return create(self, *args, **kwargs)
 
     from_cfn = models.ComputeEnvironment.create_from_cloudformation_json.__func__
 
