@@ -5,42 +5,68 @@
 #   docker build --build-arg BLENDER_VERSION=4.5.15 -t aws-batch-render-worker:4.5.15 .
 #
 # Blender comes from the bpy wheel, which exists for one Python per Blender line: bpy 5.2
-# for Python 3.13, bpy 4.5 for Python 3.11. One base stage per supported BLENDER_VERSION
-# pins that pairing; BLENDER_VERSION picks the stage (BuildKit builds only the one used).
-# Another Blender version needs its own stage line here (and in scripts/bootstrap.sh).
-# These pins must equal scripts/bootstrap.sh and requirements/runtime.txt
-# (tests/test_dockerfile.py checks).
+# for Python 3.13, bpy 4.5 for Python 3.11. The base is the Debian release whose OWN
+# python3 is that version: Debian 13 (trixie, Python 3.13) for 5.2, Debian 12 (bookworm,
+# Python 3.11) for 4.5. One base stage per supported BLENDER_VERSION pins that pairing;
+# BLENDER_VERSION picks the stage (BuildKit and buildah build only the one used).
+#
+# Why debian:*-slim with Debian's Python and not python:3.x-slim: CI has no image registry
+# to pull from, so it builds this Dockerfile on base images it makes itself with
+# `debootstrap --variant=minbase` (scripts/image_bases.sh). The official debian:*-slim
+# images are exactly that (debuerreotype: minbase + the same dpkg excludes), so what CI
+# builds and runs is what users get. python:3.x-slim adds a Python compiled from source
+# under /usr/local, which no local stand-in reproduces faithfully.
+# The stand-in differs only in its build date and in carrying the CI machine's CA bundle
+# (PIP_CERT, for its TLS proxy); see scripts/image_bases.sh.
+#
+# Reproducible: every package pip installs (bpy's own dependencies, pip and the setuptools
+# that builds the project, no build isolation) is pinned by
+# requirements/constraints-bpy-${BLENDER_VERSION}.txt, written by scripts/make_constraints.py.
+# The pins here must equal scripts/bootstrap.sh and requirements/runtime.txt
+# (tests/test_dockerfile.py and tests/test_image_constraints.py check).
 ARG BLENDER_VERSION=5.2.3
 
-FROM python:3.13-slim-bookworm AS python-for-bpy-5.2.3
-FROM python:3.11-slim-bookworm AS python-for-bpy-4.5.15
+FROM debian:trixie-slim AS python-for-bpy-5.2.3
+FROM debian:bookworm-slim AS python-for-bpy-4.5.15
 
 FROM python-for-bpy-${BLENDER_VERSION} AS worker
 ARG BLENDER_VERSION
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    PIP_NO_CACHE_DIR=1
+    PIP_NO_CACHE_DIR=1 \
+    VIRTUAL_ENV=/opt/venv \
+    PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
-# Debian 12's ffmpeg (5.1, with libx264/libx265/libvpx/libaom/SVT-AV1 and zimg for EXR tone
-# mapping), and the X11/GL libraries the bpy wheel links against; EGL + Mesa (llvmpipe) let
-# EEVEE and Workbench render without a GPU. Without EGL they abort the render (SIGABRT).
+# Debian's python3 (+ venv, since Debian's own Python refuses system-wide pip installs),
+# Debian's ffmpeg (libx264/libx265/libvpx/libaom/SVT-AV1 and zimg for EXR tone mapping),
+# and the X11/GL libraries the bpy wheel links against; EGL + Mesa (llvmpipe) let EEVEE
+# and Workbench render without a GPU. Without EGL they abort the render (SIGABRT).
+# The apt cache is cleaned here, not left to the base image's apt hook.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
+      python3 python3-venv \
       ffmpeg \
       libx11-6 libxrender1 libxfixes3 libxi6 libxkbcommon0 libsm6 libice6 libgl1 libxext6 libxcb1 \
       libegl1 libegl-mesa0 libgl1-mesa-dri \
- && rm -rf /var/lib/apt/lists/*
+ && apt-get clean \
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/cache/apt/archives/*.deb \
+ && python3 -m venv /opt/venv
 
 WORKDIR /opt/aws-batch-render
-COPY requirements/runtime.txt requirements/runtime.txt
-RUN pip install "bpy==${BLENDER_VERSION}" -r requirements/runtime.txt
+COPY requirements/ requirements/
+RUN pip install -c "requirements/constraints-bpy-${BLENDER_VERSION}.txt" pip \
+ && pip install -c "requirements/constraints-bpy-${BLENDER_VERSION}.txt" setuptools \
+      "bpy==${BLENDER_VERSION}" -r requirements/runtime.txt
 
-# The project itself last, so code changes do not reinstall Blender.
+# The project itself last, so code changes do not reinstall Blender. (No `pip check`: the
+# bpy 4.5 wheel's metadata claims a cp39 tag, which pip 26 reports as unsupported; the
+# image tier compares `pip freeze` with the constraints instead.)
 COPY pyproject.toml ./
 COPY addon/ addon/
 COPY worker/ worker/
-RUN pip install --no-deps . \
+RUN pip install --no-deps --no-build-isolation . \
+ && rm -rf build *.egg-info \
  && python -c "import worker.render, worker.stitch, addon.core.jobspec"
 
 RUN useradd --create-home --uid 10001 render \

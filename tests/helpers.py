@@ -153,7 +153,7 @@ def start_moto_server(
     without Docker (every job succeeds at once); returns (process, endpoint)."""
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        [sys.executable, str(ROOT / "tests" / "moto_patches.py"), "-H", "127.0.0.1", "-p", str(port)],
         stdout=log, stderr=subprocess.STDOUT,
         env={**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", **(env or {})},
     )  # fmt: skip
@@ -177,6 +177,9 @@ def start_inproc_moto() -> tuple[Any, str]:
     (server, endpoint); call ``server.stop()`` when done."""
     from moto.server import ThreadedMotoServer
 
+    from tests.moto_patches import apply
+
+    apply()
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()

@@ -2,7 +2,7 @@
 
 No Docker engine runs on these machines, so the image is never built in tests. Instead:
 the Dockerfile's bpy/Python pairing is compared with scripts/bootstrap.sh (which builds
-the test environments), its pip step with requirements/runtime.txt and with what is
+the test environments), its pip steps with the constraints files and with what is
 installed in this environment, its apt packages are looked up on this Debian, and its
 pip steps run for real in a fresh virtualenv from a build context filtered by
 .dockerignore (bpy itself excepted: 800 MB; its pin is checked against this env's bpy).
@@ -38,14 +38,23 @@ def dockerfile_instructions() -> list[tuple[str, str]]:
     return out
 
 
-def bpy_python_stages() -> dict[str, str]:
-    """bpy version -> Python version, from ``FROM python:X-slim-... AS python-for-bpy-V``."""
+#: the python3 each Debian release ships (the Dockerfile uses Debian's own Python)
+DEBIAN_PYTHON = {"bookworm": "3.11", "trixie": "3.13"}
+
+
+def bpy_debian_stages() -> dict[str, str]:
+    """bpy version -> Debian release, from ``FROM debian:SUITE-slim AS python-for-bpy-V``."""
     stages = {}
     for word, rest in dockerfile_instructions():
-        m = re.match(r"^python:(3\.\d+)-slim-(\w+)\s+AS\s+python-for-bpy-([\w.]+)$", rest)
+        m = re.match(r"^debian:(\w+)-slim\s+AS\s+python-for-bpy-([\w.]+)$", rest)
         if word == "FROM" and m:
-            stages[m.group(3)] = m.group(1)
+            stages[m.group(2)] = m.group(1)
     return stages
+
+
+def bpy_python_stages() -> dict[str, str]:
+    """bpy version -> Python version (that of the stage's Debian)."""
+    return {bpy: DEBIAN_PYTHON[suite] for bpy, suite in bpy_debian_stages().items()}
 
 
 def bootstrap_pairs() -> dict[str, str]:
@@ -82,24 +91,26 @@ def test_blender_python_pairing_equals_bootstrap():
     default = re.search(r"^ARG BLENDER_VERSION=(\S+)$", DOCKERFILE, re.M)
     assert default and default.group(1) in stages
     assert "FROM python-for-bpy-${BLENDER_VERSION} AS worker" in DOCKERFILE
-    # every base image is the Debian this project is tested on (bookworm = 12)
-    assert set(re.findall(r"^FROM python:3\.\d+-slim-(\w+)", DOCKERFILE, re.M)) == {"bookworm"}
-    debian = Path("/etc/debian_version")
-    if debian.exists():
-        assert debian.read_text().split(".")[0] == "12"
+    # the bases are the Debian images CI makes stand-ins for (scripts/image_bases.sh)
+    assert bpy_debian_stages() == {"5.2.3": "trixie", "4.5.15": "bookworm"}
+    common = (ROOT / "scripts" / "image_common.sh").read_text()
+    assert "DEBIAN_FOR_BLENDER=([5.2.3]=trixie [4.5.15]=bookworm)" in common
 
 
 def test_pip_steps_are_pinned_to_the_project_requirements():
     steps = pip_install_steps()
     assert any('"bpy==${BLENDER_VERSION}" -r requirements/runtime.txt' in s for s in steps), steps
-    assert any(s.startswith("pip install --no-deps .") for s in steps), steps
+    # the project is built by the pinned setuptools already installed, not a fresh one
+    assert any(s.startswith("pip install --no-deps --no-build-isolation .") for s in steps), steps
+    constraint = '-c "requirements/constraints-bpy-${BLENDER_VERSION}.txt"'
     for step in steps:
-        for arg in step.split("&&")[0].split()[2:]:
-            arg = arg.strip('"')
-            if arg.startswith("-") or arg in (".", "requirements/runtime.txt"):
-                continue
-            assert "==" in arg, f"unpinned pip install {arg!r} in the Dockerfile"
-    assert "COPY requirements/runtime.txt requirements/runtime.txt" in DOCKERFILE
+        for part in step.split("&&"):
+            if "pip install" in part and " . " not in f"{part} ":
+                assert constraint in part, f"pip install without the constraints file: {part!r}"
+    assert "COPY requirements/ requirements/" in DOCKERFILE
+    # the apt step cleans its own cache instead of relying on the base image's hook
+    apt = next(rest for word, rest in dockerfile_instructions() if word == "RUN" and "apt-get install" in rest)
+    assert "apt-get clean" in apt and "rm -rf /var/lib/apt/lists/*" in apt
 
 
 def test_this_environment_has_the_image_pins():
@@ -144,14 +155,16 @@ def build_context(dest: Path) -> Path:
     """Copy the files .dockerignore lets through (it is an allow-list: '*' then '!path')."""
     lines = [ln.strip() for ln in (ROOT / ".dockerignore").read_text().splitlines()]
     assert "*" in lines, ".dockerignore should exclude everything, then allow what the image needs"
-    for allowed in (ln[1:] for ln in lines if ln.startswith("!")):
-        src = ROOT / allowed
-        target = dest / allowed
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if src.is_dir():
-            shutil.copytree(src, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-        else:
-            shutil.copy2(src, target)
+    for pattern in (ln[1:] for ln in lines if ln.startswith("!")):
+        matches = sorted(ROOT.glob(pattern))
+        assert matches, f".dockerignore lets through {pattern!r}, which matches nothing"
+        for src in matches:
+            target = dest / src.relative_to(ROOT)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if src.is_dir():
+                shutil.copytree(src, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            else:
+                shutil.copy2(src, target)
     for excluded in (ln for ln in lines if ln and not ln.startswith(("!", "#", "*"))):
         shutil.rmtree(dest / excluded, ignore_errors=True)  # plain paths excluded after '!' lines
     return dest
@@ -166,11 +179,13 @@ def test_pip_steps_work_in_a_fresh_virtualenv(tmp_path):
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     py = str(venv / "bin" / "python")
     env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
-    # the Dockerfile's two pip steps, minus bpy (checked against this env above)
-    subprocess.run([py, "-m", "pip", "install", "-q", "-r", "requirements/runtime.txt"], cwd=context,
+    # the Dockerfile's pip steps, minus bpy (checked against this env above): the pinned
+    # setuptools first, then the project built with it (no build isolation)
+    constraints = f"requirements/constraints-bpy-{importlib.metadata.version('bpy')}.txt"
+    subprocess.run([py, "-m", "pip", "install", "-q", "-c", constraints, "setuptools", "-r",
+                    "requirements/runtime.txt"], cwd=context, check=True, timeout=300, env=env)  # fmt: skip
+    subprocess.run([py, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "."], cwd=context,
                    check=True, timeout=300, env=env)  # fmt: skip
-    subprocess.run([py, "-m", "pip", "install", "-q", "--no-deps", "."], cwd=context, check=True, timeout=300,
-                   env=env)  # fmt: skip
     subprocess.run([py, "-m", "pip", "check"], check=True, timeout=60, env=env)
     # the installed worker (not this checkout) runs: a missing spec is a clear content error
     proc = subprocess.run([py, "-m", "worker", "render"], cwd=tmp_path, capture_output=True, text=True,

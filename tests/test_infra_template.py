@@ -95,7 +95,7 @@ def test_job_role_reads_writes_objects_and_lists_only_this_bucket(template):
 
 def test_roles_are_separate(template):
     roles = resources_of(template, "AWS::IAM::Role")
-    assert {"BatchServiceRole", "InstanceRole", "ExecutionRole", "JobRole"} <= set(roles)
+    assert {"InstanceRole", "ExecutionRole", "JobRole"} <= set(roles)
     for jd in resources_of(template, "AWS::Batch::JobDefinition").values():
         cp = jd["Properties"]["ContainerProperties"]
         assert cp["JobRoleArn"] == {"Fn::GetAtt": ["JobRole", "Arn"]}
@@ -195,13 +195,35 @@ def test_bucket_is_private_encrypted_tls_only_and_expires_inputs_and_frames(temp
     assert tls and tls[0]["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
 
 
-def test_ecr_scans_on_push_and_keeps_last_n(template):
+def test_batch_uses_its_service_linked_role(template):
+    """No custom service role: AWSServiceRoleForBatch lets Batch update compute environments in
+    place (a custom role makes instance-type or launch-template changes replace them)."""
+    for name, ce in resources_of(template, "AWS::Batch::ComputeEnvironment").items():
+        assert "ServiceRole" not in ce["Properties"], name
+    for name, role in resources_of(template, "AWS::IAM::Role").items():
+        statements = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+        principals = [st["Principal"].get("Service") for st in statements]
+        assert "batch.amazonaws.com" not in principals, name
+    assert "AWSBatchServiceRole" not in json.dumps(template)
+
+
+def test_ecr_scans_on_push_and_keeps_last_n_per_blender_version(template):
+    from addon.core.aws import images
+
     props = template["Resources"]["Repository"]["Properties"]
     assert props["ImageScanningConfiguration"]["ScanOnPush"] is True
     text = props["LifecyclePolicy"]["LifecyclePolicyText"]["Fn::Sub"]
-    policy = json.loads(text.replace("${KeepImages}", "10"))
-    counts = [r for r in policy["rules"] if r["selection"]["countType"] == "imageCountMoreThan"]
-    assert counts[0]["selection"]["countNumber"] == 10
+    rules = json.loads(text.replace("${KeepImages}", "10"))["rules"]
+    assert [r["rulePriority"] for r in rules] == list(range(1, len(rules) + 1))
+    assert rules[0]["selection"]["tagStatus"] == "untagged"
+    # one rule per Blender line, each keeping its own 10: a rarely published version's tag survives
+    per_line = {r["selection"]["tagPrefixList"][0]: r["selection"]["countNumber"] for r in rules[1:-1]}
+    for line in ("4.2", "4.3", "4.4", "4.5", "5.0", "5.1", "5.2", "5.3", *images.BLENDER_VERSIONS):
+        assert per_line[f"blender-{line}"] == 10, line
+        assert images.image_tags(line, "0" * 64)[1].startswith(f"blender-{line}")  # both tags match
+    assert all(r["selection"]["tagStatus"] == "tagged" for r in rules[1:-1])
+    # the catch-all (tagStatus any) must come last, after every per-version rule
+    assert rules[-1]["selection"] == {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 10}
 
 
 def test_spot_first_queue_with_on_demand_fallback_and_optional_gpu(template):

@@ -92,8 +92,9 @@ def calls(log: Path) -> list[dict]:
     return [json.loads(line) for line in log.read_text().splitlines()]
 
 
-def test_build_argv_is_a_list_with_the_version_platform_and_tags(context):
+def test_build_argv_is_a_list_with_the_version_platform_and_tags(context, fake_docker):
     plan = images.plan_publish(REPO, "5.2", context)
+    assert plan.tool == "docker"  # its engine answers
     digest = plan.content_hash[:12]
     assert plan.blender_version == "5.2.3"  # the Dockerfile's pinned 5.2 stage
     assert plan.tags == [f"{REPO}:blender-5.2", f"{REPO}:blender-5.2-{digest}"]
@@ -125,6 +126,41 @@ def test_build_argv_is_a_list_with_the_version_platform_and_tags(context):
     plan45 = images.plan_publish(REPO, "4.5", context, platform="")
     assert "BLENDER_VERSION=4.5.15" in plan45.build and "--platform" not in plan45.build
     assert plan45.tags[0] == f"{REPO}:blender-4.5"
+
+
+def fake_buildah(fake_docker: Path) -> None:
+    """An executable named buildah beside the fake docker (only looked up, never run here)."""
+    exe = fake_docker.parent / "bin" / "buildah"
+    exe.write_text("#!/bin/sh\nexit 99\n")
+    exe.chmod(0o755)
+
+
+def test_without_a_docker_engine_buildah_builds_and_pushes(context, fake_docker, monkeypatch):
+    monkeypatch.setenv("FAKE_DOCKER_MODE", "no-daemon")
+    fake_buildah(fake_docker)
+    monkeypatch.setenv("PATH", str(fake_docker.parent / "bin"))  # no real buildah: only the one above
+    plan = images.plan_publish(REPO, "5.2", context)
+    assert plan.tool == "buildah"
+    assert plan.build[:2] == ["buildah", "build"] and "--layers" in plan.build
+    assert plan.login == ["buildah", "login", "--username", "AWS", "--password-stdin", plan.registry]
+    assert [argv[:2] for argv in plan.pushes] == [["buildah", "push"]] * 2
+    assert [argv[-1] for argv in plan.pushes] == plan.tags
+    assert all("--tls-verify=false" not in argv for argv in [plan.login, *plan.pushes])  # ECR: TLS always
+    with pytest.raises(images.ImagePublishError, match="not an ECR repository"):
+        images.plan_publish("127.0.0.1:5000/worker", "5.2", context)
+    local = images.plan_publish("127.0.0.1:5000/worker", "5.2", context, require_ecr=False, tls_verify=False)
+    assert "--tls-verify=false" in local.login and all("--tls-verify=false" in a for a in local.pushes)
+
+
+def test_neither_docker_engine_nor_buildah_says_what_to_install(context, fake_docker, monkeypatch):
+    monkeypatch.setenv("FAKE_DOCKER_MODE", "no-daemon")
+    monkeypatch.setenv("PATH", str(fake_docker.parent / "bin"))
+    with pytest.raises(images.DockerUnavailableError, match=r"engine is not running.*Or install buildah"):
+        images.plan_publish(REPO, "5.2", context)
+    with pytest.raises(images.DockerUnavailableError, match=r"buildah was asked for and was not found"):
+        images.plan_publish(REPO, "5.2", context, tool="buildah")
+    with pytest.raises(images.ImagePublishError, match="Unknown image tool 'podman'"):
+        images.plan_publish(REPO, "5.2", context, tool="podman")
 
 
 def test_content_hash_follows_the_build_inputs_only(context):
@@ -225,15 +261,20 @@ def test_cli_publish_image(aws, context, fake_docker, capsys, monkeypatch):
     text = capsys.readouterr().out
     assert "docker build --file" in text and "BLENDER_VERSION=4.5.15" in text
     assert "abr-test-worker:blender-4.5" in text
-    assert calls(fake_docker) == []  # a dry run runs nothing
+    assert [c["argv"][0] for c in calls(fake_docker)] == ["info"]  # a dry run only asks for the engine
 
     assert main(base) == 0
     text = capsys.readouterr().out
     assert "Pushed:" in text and "abr-test-worker:blender-5.2" in text and "digest sha256:" in text
 
     monkeypatch.setenv("FAKE_DOCKER_MODE", "no-daemon")
-    assert main(base) == 5
+    assert main([*base, "--tool", "docker"]) == 5
     assert "Docker is needed" in capsys.readouterr().err
+    fake_buildah(fake_docker)
+    monkeypatch.setenv("PATH", str(fake_docker.parent / "bin"))
+    assert main([*base, "--dry-run"]) == 0  # no engine: buildah instead
+    text = capsys.readouterr().out
+    assert "buildah login --username AWS --password-stdin" in text and "buildah build --file" in text
 
     assert main(["publish-image", "--stack", "missing-stack", "--context", str(context)]) == 4
     assert "No stack named 'missing-stack'" in capsys.readouterr().err

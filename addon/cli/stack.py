@@ -69,9 +69,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser(
         "publish-image",
-        help="build the worker image with Docker and push it to the stack's ECR repository",
-        description="Log in to ECR, docker build the worker image for one Blender version, tag it "
-        "blender-X.Y and blender-X.Y-<content hash>, and push both tags. Needs a running Docker.",
+        help="build the worker image (Docker or buildah) and push it to the stack's ECR repository",
+        description="Log in to ECR, build the worker image for one Blender version, tag it "
+        "blender-X.Y and blender-X.Y-<content hash>, and push both tags. Needs a running Docker, "
+        "or buildah (no engine needed).",
     )
     _aws_args(p)
     p.add_argument(
@@ -83,7 +84,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--context", type=Path, help="docker build context (default: the checkout's root)")
     p.add_argument("--dockerfile", type=Path, help="Dockerfile (default: <context>/Dockerfile)")
     p.add_argument("--platform", default="linux/amd64", help="image platform (default linux/amd64)")
-    p.add_argument("--dry-run", action="store_true", help="print the docker commands, run nothing")
+    p.add_argument(
+        "--tool",
+        choices=("auto", "docker", "buildah"),
+        default="auto",
+        help="build and push with docker or buildah (no engine needed); auto: docker when its engine answers",
+    )
+    p.add_argument("--dry-run", action="store_true", help="print the build and push commands, run nothing")
     p.set_defaults(func=cmd_publish_image)
 
 
@@ -179,10 +186,10 @@ def cmd_destroy(args: argparse.Namespace) -> int:
 def cmd_publish_image(args: argparse.Namespace) -> int:
     settings = _settings(args)
     repository = args.repository or stack.read_stack_outputs(args.stack, settings).repository_uri
-    plan = images.plan_publish(repository, args.blender, args.context, args.dockerfile, args.platform)
+    plan = images.plan_publish(repository, args.blender, args.context, args.dockerfile, args.platform, args.tool)
     if args.dry_run:
         print("Would run:")
-        print("  " + " ".join(images.docker_login_argv(plan.registry)) + "   (password from ecr:GetAuthorizationToken)")
+        print("  " + " ".join(plan.login) + "   (password from ecr:GetAuthorizationToken)")
         print("  " + " ".join(plan.build))
         for argv in plan.pushes:
             print("  " + " ".join(argv))

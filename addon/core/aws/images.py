@@ -1,8 +1,12 @@
 """Publishing the worker image to the stack's ECR repository.
 
-Pure argv lists (:func:`docker_build_argv` and friends) decided up front in a
+Pure argv lists (:func:`build_argv` and friends) decided up front in a
 :class:`PublishPlan`, then run with :mod:`subprocess`; secrets (the ECR password) go
 through stdin, never through argv. No bpy here; boto3 is imported lazily.
+
+The image is built with docker when its engine answers, otherwise with buildah (no daemon,
+no root needed on most Linux machines; ``BUILDAH_ISOLATION=chroot`` where even user
+namespaces are not allowed, as in CI). Both log in to ECR with the token from boto3.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import logging
 import re
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,8 +38,12 @@ BLENDER_VERSIONS = ("5.2", "4.5")
 _DOCKER_STAGE = re.compile(r"\bAS\s+python-for-bpy-(\d+\.\d+\.\d+)\b", re.IGNORECASE)
 
 
+#: the tools that can build and push the image, in the order ``auto`` tries them
+TOOLS = ("docker", "buildah")
+
+
 class DockerUnavailableError(AwsBatchRenderError):
-    """The docker command or its engine is missing."""
+    """Neither a docker engine nor buildah is available."""
 
     exit_code = 5
 
@@ -58,6 +67,10 @@ class PublishPlan:
     pushes: list[list[str]]  # argv per tag
     context: Path
     dockerfile: Path
+    tool: str = "docker"  # docker | buildah
+    login: list[str] = field(default_factory=list)  # argv; the password goes to stdin
+    tls_verify: bool = True
+    digest_files: list[Path] = field(default_factory=list)  # buildah push --digestfile, per tag
 
 
 def image_tags(blender_version: str, content_hash: str) -> list[str]:
@@ -66,23 +79,37 @@ def image_tags(blender_version: str, content_hash: str) -> list[str]:
 
 
 #: what the image is built from; a change anywhere here gives a new content tag
-#: (the files the Dockerfile copies, as its .dockerignore lets through)
+#: (the files the Dockerfile copies, as its .dockerignore lets through, plus the version's
+#: constraints file, see :func:`constraints_file`)
 HASHED_PATHS = ("Dockerfile", ".dockerignore", "pyproject.toml", "requirements/runtime.txt", "addon", "worker")
+
+
+def constraints_file(blender_version: str) -> str:
+    """The pins of everything pip installs in the image (scripts/make_constraints.py)."""
+    return f"requirements/constraints-bpy-{blender_version}.txt"
 
 
 def context_hash(context: Path, blender_version: str, paths: Iterable[str] = HASHED_PATHS) -> str:
     """sha256 over the build inputs (file names and bytes, sorted) and the Blender version."""
     digest = hashlib.sha256(f"BLENDER_VERSION={blender_version}\n".encode())
+    paths = [*paths, constraints_file(blender_version)]
     for path in sorted(_hashed_files(context, paths)):
         digest.update(path.relative_to(context).as_posix().encode() + b"\0")
         digest.update(hashlib.sha256(path.read_bytes()).digest())
     return digest.hexdigest()
 
 
-def docker_build_argv(
-    dockerfile: Path, context: Path, blender_version: str, tags: Iterable[str], platform: str = "linux/amd64"
+def build_argv(
+    tool: str,
+    dockerfile: Path,
+    context: Path,
+    blender_version: str,
+    tags: Iterable[str],
+    platform: str = "linux/amd64",
 ) -> list[str]:
-    argv = ["docker", "build", "--file", str(dockerfile), "--build-arg", f"BLENDER_VERSION={blender_version}"]
+    argv = [tool, "build", "--file", str(dockerfile), "--build-arg", f"BLENDER_VERSION={blender_version}"]
+    if tool == "buildah":
+        argv.append("--layers")  # cache layers as docker does: code changes do not reinstall Blender
     if platform:
         # Batch runs x86_64 instances: an image built on an ARM laptop would not start there.
         argv += ["--platform", platform]
@@ -91,13 +118,62 @@ def docker_build_argv(
     return [*argv, str(context)]
 
 
+def docker_build_argv(
+    dockerfile: Path, context: Path, blender_version: str, tags: Iterable[str], platform: str = "linux/amd64"
+) -> list[str]:
+    return build_argv("docker", dockerfile, context, blender_version, tags, platform)
+
+
+def login_argv(tool: str, registry: str, username: str = "AWS", tls_verify: bool = True) -> list[str]:
+    """``docker|buildah login``; the password goes to stdin so it never shows in a process list."""
+    argv = [tool, "login", "--username", username, "--password-stdin"]
+    if tool == "buildah" and not tls_verify:
+        argv.append("--tls-verify=false")
+    return [*argv, registry]
+
+
 def docker_login_argv(registry: str, username: str = "AWS") -> list[str]:
-    """``docker login``; the password goes to stdin so it never shows in a process list."""
-    return ["docker", "login", "--username", username, "--password-stdin", registry]
+    return login_argv("docker", registry, username)
+
+
+def push_argv(tool: str, image: str, tls_verify: bool = True, digest_file: Path | None = None) -> list[str]:
+    argv = [tool, "push"]
+    if tool == "buildah":
+        if not tls_verify:
+            argv.append("--tls-verify=false")
+        if digest_file is not None:
+            argv += ["--digestfile", str(digest_file)]
+    return [*argv, image]
 
 
 def docker_push_argv(image: str) -> list[str]:
-    return ["docker", "push", image]
+    return push_argv("docker", image)
+
+
+def pick_tool(requested: str = "auto", runner: Callable[..., subprocess.CompletedProcess] = subprocess.run) -> str:
+    """docker when its engine answers, otherwise buildah; ``requested`` forces one."""
+    if requested not in ("auto", *TOOLS):
+        raise ImagePublishError(f"Unknown image tool {requested!r}: use auto, docker or buildah.")
+    if requested == "docker":
+        check_docker(runner)
+        return "docker"
+    if requested == "auto":
+        try:
+            check_docker(runner)
+            return "docker"
+        except DockerUnavailableError as exc:
+            if shutil.which("buildah") is None:
+                raise DockerUnavailableError(
+                    f"{exc} Or install buildah (apt-get install buildah), which needs no engine."
+                ) from exc
+            log.info("docker is not usable (%s); building with buildah", exc)
+            return "buildah"
+    if shutil.which("buildah") is None:
+        raise DockerUnavailableError(
+            "buildah was asked for and was not found: install it (apt-get install buildah), "
+            "then run publish-image again."
+        )
+    return "buildah"
 
 
 def build_version(blender: str, dockerfile_text: str) -> str:
@@ -124,15 +200,24 @@ def plan_publish(
     context: Path | None = None,
     dockerfile: Path | None = None,
     platform: str = "linux/amd64",
+    tool: str = "auto",
+    *,
+    require_ecr: bool = True,
+    tls_verify: bool = True,
+    runner: Callable[..., subprocess.CompletedProcess] = subprocess.run,
 ) -> PublishPlan:
-    """Decide tags and commands (pure apart from reading the build context)."""
+    """Decide the tool, tags and commands (reads the build context; ``auto`` asks docker for its engine).
+
+    ``require_ecr=False`` and ``tls_verify=False`` publish to another registry (a local one
+    over plain HTTP in the tests); the CLI always publishes to the stack's ECR repository.
+    """
     if not re.match(r"^\d+\.\d+(\.\d+)?$", blender_version or ""):
         raise ImagePublishError(f"Blender version {blender_version!r} is not X.Y (e.g. 5.2) or X.Y.Z.")
     context = Path(context) if context else REPO_ROOT
     dockerfile = Path(dockerfile) if dockerfile else context / "Dockerfile"
     if not dockerfile.is_file():
         raise ImagePublishError(f"No Dockerfile at {dockerfile}: run from the aws-batch-render checkout.")
-    if "/" not in repository_uri or ".dkr.ecr." not in repository_uri.split("/", 1)[0]:
+    if "/" not in repository_uri or (require_ecr and not is_ecr(repository_uri.split("/", 1)[0])):
         raise ImagePublishError(
             f"{repository_uri!r} is not an ECR repository URI (ACCOUNT.dkr.ecr.REGION.amazonaws.com/NAME)."
         )
@@ -140,17 +225,30 @@ def plan_publish(
     line = ".".join(full.split(".")[:2])  # the tag the job definitions use: blender-X.Y
     digest = context_hash(context, full)
     refs = [f"{repository_uri}:{tag}" for tag in image_tags(line, digest)]
+    chosen = pick_tool(tool, runner)
+    registry = repository_uri.split("/", 1)[0]
+    digest_files: list[Path | None] = [None] * len(refs)
+    if chosen == "buildah":
+        digest_files = [Path(tempfile.gettempdir()) / f"abr-push-{digest[:12]}-{i}.digest" for i in range(len(refs))]
     return PublishPlan(
         repository_uri=repository_uri,
-        registry=repository_uri.split("/", 1)[0],
+        registry=registry,
         blender_version=full,
         content_hash=digest,
         tags=refs,
-        build=docker_build_argv(dockerfile, context, full, refs, platform),
-        pushes=[docker_push_argv(ref) for ref in refs],
+        build=build_argv(chosen, dockerfile, context, full, refs, platform),
+        pushes=[push_argv(chosen, ref, tls_verify, df) for ref, df in zip(refs, digest_files, strict=True)],
         context=context,
         dockerfile=dockerfile,
+        tool=chosen,
+        login=login_argv(chosen, registry, tls_verify=tls_verify),
+        tls_verify=tls_verify,
+        digest_files=[df for df in digest_files if df is not None],
     )
+
+
+def is_ecr(registry: str) -> bool:
+    return ".dkr.ecr." in registry
 
 
 @dataclass
@@ -164,7 +262,7 @@ def ecr_login(settings: AwsSettings, registry: str = "") -> EcrLogin:
     """Docker credentials for the account's registry, from ``ecr:GetAuthorizationToken``."""
     ecr = client("ecr", settings)
     kwargs: dict[str, Any] = {}
-    if registry:
+    if registry and is_ecr(registry):
         kwargs["registryIds"] = [registry.split(".", 1)[0]]
     with aws_step("get an ECR login (ecr:GetAuthorizationToken)"):
         data = ecr.get_authorization_token(**kwargs)["authorizationData"][0]
@@ -209,18 +307,23 @@ def publish_image(
     runner: Callable[..., subprocess.CompletedProcess] = subprocess.run,
     on_step: Callable[[str], None] | None = None,
 ) -> list[str]:
-    """Log in to ECR, build, push every tag; returns the image digests ECR reports."""
+    """Log in with the ECR token, build, push every tag; returns the pushed image digests
+    (as ECR reports them; for another registry, as buildah wrote them)."""
     step = on_step or (lambda _msg: None)
-    check_docker(runner)
+    tool = plan.tool
     login = ecr_login(settings, plan.registry)
-    step(f"logging in to {plan.registry}")
-    _run(runner, docker_login_argv(plan.registry, login.username), "docker login", stdin=login.password)
-    step(f"building {plan.tags[0]} (Blender {plan.blender_version}) - this takes several minutes")
-    _run(runner, plan.build, "docker build", stream=True)
+    step(f"logging in to {plan.registry} ({tool})")
+    argv = [*plan.login]
+    argv[argv.index("--username") + 1] = login.username
+    _run(runner, argv, f"{tool} login", stdin=login.password)
+    step(f"building {plan.tags[0]} (Blender {plan.blender_version}) with {tool} - this takes several minutes")
+    _run(runner, plan.build, f"{tool} build", stream=True)
     for argv in plan.pushes:
         step(f"pushing {argv[-1]}")
-        _run(runner, argv, "docker push", stream=True)
-    return pushed_digests(plan, settings)
+        _run(runner, argv, f"{tool} push", stream=True)
+    if is_ecr(plan.registry):
+        return pushed_digests(plan, settings)
+    return sorted({p.read_text().strip() for p in plan.digest_files if p.is_file()})
 
 
 def pushed_digests(plan: PublishPlan, settings: AwsSettings) -> list[str]:
@@ -260,7 +363,9 @@ def _run(
     try:
         proc = runner(argv, **kwargs)
     except OSError as exc:
-        raise DockerUnavailableError(f"{what} could not start: {exc}. Docker is needed to publish the image.") from exc
+        raise DockerUnavailableError(
+            f"{what} could not start: {exc}. Docker or buildah is needed to publish the image."
+        ) from exc
     if proc.returncode != 0:
         detail = ((proc.stderr or "") + (proc.stdout or "")).strip()[-500:] if not stream else "see above"
         raise ImagePublishError(f"{what} failed with exit status {proc.returncode}: {detail}")
