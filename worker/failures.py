@@ -24,7 +24,7 @@ class WorkerRetryableError(AwsBatchRenderError):
 
 
 class InterruptedBySignal(WorkerRetryableError):
-    """SIGTERM (the Spot two-minute warning) or SIGINT arrived; finished work was kept."""
+    """SIGTERM (Batch terminating the job, a local cancel) or SIGINT arrived; finished work was kept."""
 
 
 class BlenderCrashed(WorkerRetryableError):

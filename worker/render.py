@@ -7,8 +7,8 @@ as soon as Blender reports it written. A per-slice progress record (frames done,
 per frame) is rewritten after every frame for the status display's ETA.
 
 Threading: the main thread reads Blender's output; a small pool uploads frames and
-writes progress records (serialised by a lock). Nothing here imports bpy. On SIGTERM (the
-Spot two-minute warning) the handler stops Blender; the main thread then finishes the
+writes progress records (serialised by a lock). Nothing here imports bpy. On SIGTERM (Batch
+terminating the job, the local backend's cancel) the handler stops Blender; the main thread then finishes the
 uploads of frames already written, writes the record and exits with ``RETRYABLE``.
 """
 

@@ -9,7 +9,7 @@ SUCCESS = 0
 #: bad spec, corrupt or unreadable .blend, no camera, missing frames for stitch:
 #: retrying the same input cannot help
 CONTENT_ERROR = 65  # EX_DATAERR
-#: interrupted (SIGTERM, Spot warning), network or storage trouble, a Blender crash:
+#: interrupted (SIGTERM from a terminated job or a cancel), network or storage trouble, a Blender crash:
 #: worth another attempt, which resumes where this one stopped
 RETRYABLE = 75  # EX_TEMPFAIL
 
