@@ -103,7 +103,7 @@ def test_mixed_states_then_retry_failed(inproc_batch, tiny_scene):
     drain(timeout=60, until=lambda: rows.find(rt, "sub-retry").state == "RUNNING")
     drain(timeout=60, until=lambda: not mod("blender.background").busy("poll"))
     row = rows.find(rt, "sub-retry")
-    assert row.counts == "Running 1 · Succeeded 1 · Failed 1", row.counts
+    assert row.counts == "Chunks: 1 run · 1 done · 1 failed", row.counts
     assert not row.finished
     # the running chunk fails too: the submission is FAILED and the panel offers a retry
     _set_states(render_id, ["SUCCEEDED", "FAILED", "FAILED"], "FAILED")

@@ -7,7 +7,11 @@ restart and a reopened file; status messages from the poll thread update them.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import re
+from datetime import UTC, datetime
 from typing import Any
 
 import bpy
@@ -36,16 +40,74 @@ def find(rt: Any, submission_id: str) -> Any:
 def load_rows(records: list[SubmissionRecord], blend_path: str, rt: Any = None) -> None:
     """Replace the rows with ``records`` (newest first), keeping the last known status."""
     rt = rt or runtime()
-    keep = {row.submission_id: (row.preview_icon, row.preview_frame, row.downloaded) for row in rt.jobs}
     rt.jobs.clear()
     rt.jobs_for = blend_path
     for record in records:
         row = rt.jobs.add()
         fill_from_record(row, record)
-        if record.submission_id in keep:
-            row.preview_icon, row.preview_frame, row.downloaded = keep[record.submission_id]
         if record.last_status:
             apply_status(row, record.last_status)
+        recall(row)
+
+
+# --- what the panel adds to a record: the download and the thumbnail, kept on disk so they
+# survive reopening the file and restarting Blender ---------------------------------------
+
+
+def _memory_path(submission_id: str) -> str:
+    from . import config
+
+    return os.path.join(config.user_dir("panel"), f"{submission_id}.json")
+
+
+def remember(row: Any, **values: Any) -> None:
+    """Store ``values`` (downloaded, download_folder, preview_path, preview_frame) for the row."""
+    path = _memory_path(row.submission_id)
+    data = _read(path)
+    data.update(values)
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(data, fh)
+    os.replace(tmp, path)
+
+
+def recall(row: Any) -> None:
+    """Give a reloaded row its download and thumbnail back (when the files still exist)."""
+    from . import previews
+
+    data = _read(_memory_path(row.submission_id))
+    if data.get("downloaded") and os.path.exists(data["downloaded"]):
+        row.downloaded = data["downloaded"]
+        row.download_folder = data.get("download_folder", "")
+    preview = data.get("preview_path", "")
+    if preview and os.path.isfile(preview):
+        row.preview_frame = int(data.get("preview_frame", -1))
+        row.preview_icon = previews.icon_for(f"{row.submission_id}-{row.preview_frame}", preview)
+
+
+def _read(path: str) -> dict[str, Any]:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+_ID = re.compile(r"^(?P<stem>.*)-(?P<date>\d{8})-(?P<time>\d{6})-[0-9a-f]+$")
+
+
+def short_name(row: Any) -> str:
+    """``23:15:02`` (local time; ``30 Nov 10:10`` on another day) from
+    ``scene-20261201-231502-ab12cd``. Every row of the panel is of the open .blend, so its
+    name adds nothing there; the whole id is in the tooltip."""
+    m = _ID.match(row.submission_id)
+    if not m:
+        return row.submission_id
+    when = datetime.strptime(m["date"] + m["time"], "%Y%m%d%H%M%S").replace(tzinfo=UTC).astimezone()
+    today = datetime.now().astimezone().date()
+    stamp = when.strftime("%H:%M:%S") if when.date() == today else when.strftime("%d %b %H:%M")
+    return stamp
 
 
 def fill_from_record(row: Any, record: SubmissionRecord) -> None:
@@ -79,9 +141,7 @@ def apply_status(row: Any, status: dict[str, Any]) -> bool:
     row.frames_done = int(status.get("frames_done") or 0)
     row.fraction = row.frames_done / row.frames_total if row.frames_total else 0.0
     counts = status.get("chunk_counts") or {}
-    row.counts = " · ".join(
-        f"{s.title()} {counts[s]}" for s in (*ALL_STATES, *sorted(set(counts) - set(ALL_STATES))) if counts.get(s)
-    )
+    row.counts = counts_text(counts)
     failed = list(status.get("failed_slices") or [])
     row.failed_slices = ", ".join(str(i) for i in failed)
     row.first_failed_slice = failed[0] if failed else -1
@@ -97,6 +157,19 @@ def apply_status(row: Any, status: dict[str, Any]) -> bool:
     row.finished = row.state in DONE_STATES
     after = (row.state, row.frames_done, row.counts, row.latest_frame, row.video_uri, row.failed_slices)
     return before != after
+
+
+_COUNT_WORDS = (("run", ("STARTING", "RUNNING")), ("wait", ("SUBMITTED", "PENDING", "RUNNABLE")),
+                ("done", ("SUCCEEDED",)), ("failed", ("FAILED",)), ("cancelled", ("CANCELLED",)))
+
+
+def counts_text(counts: dict[str, int]) -> str:
+    """``Chunks: 2 run · 1 wait · 3 done`` (short words; the empty ones left out)."""
+    parts = [f"{n} {word}" for word, states in _COUNT_WORDS if (n := sum(counts.get(s, 0) for s in states))]
+    other = sum(v for k, v in counts.items() if k not in ALL_STATES)
+    if other:
+        parts.append(f"{other} other")
+    return ("Chunks: " + " · ".join(parts)) if parts else ""
 
 
 def unfinished(rt: Any = None) -> list[Any]:

@@ -89,7 +89,14 @@ class AWSBATCH_OT_cancel_job(_JobOperator, bpy.types.Operator):
     task = "cancel"
 
     def invoke(self, context: Any, event: Any) -> set[str]:
-        return context.window_manager.invoke_confirm(self, event)
+        return context.window_manager.invoke_confirm(
+            self,
+            event,
+            title="Stop this render?",
+            message="Waiting and running chunks are stopped. Frames already rendered stay.",
+            confirm_text="Stop Render",
+            icon="WARNING",
+        )
 
     def execute(self, context: Any) -> set[str]:
         return self.start(context, tasks.cancel_jobs, config.records_dir())
@@ -176,7 +183,57 @@ class AWSBATCH_OT_open_result(bpy.types.Operator):
         if not path or not os.path.exists(path):
             self.report({"ERROR"}, "Nothing downloaded yet: use Download first")
             return {"CANCELLED"}
-        bpy.ops.wm.path_open(filepath=path)
+        problem = open_problem()
+        if problem is None:
+            try:
+                bpy.ops.wm.path_open(filepath=path)
+            except RuntimeError as exc:
+                problem = str(exc).strip().splitlines()[-1]
+        if problem:
+            message = f"Could not open {path}: {problem}"
+            if row is not None:
+                row.error = message
+            self.report({"ERROR"}, message)
+            return {"CANCELLED"}
+        return {"FINISHED"}
+
+
+def open_problem() -> str | None:
+    """Why files cannot be opened with the system's program here, or None. Blender's own
+    ``wm.path_open`` only prints a traceback when ``xdg-open`` is missing (Linux, BSD)."""
+    import shutil
+    import sys
+
+    if sys.platform in ("win32", "darwin"):
+        return None
+    if shutil.which("xdg-open") is None:
+        return "no program opens files here (xdg-open is missing); open it from the folder yourself"
+    return None
+
+
+class AWSBATCH_OT_job_info(bpy.types.Operator):
+    """Copy the submission's id to the clipboard"""
+
+    bl_idname = "awsbatch.job_info"
+    bl_label = "Submission"
+    bl_options = {"REGISTER", "INTERNAL"}  # noqa: RUF012 (Blender reads a set)
+
+    submission_id: StringProperty(options={"SKIP_SAVE"})
+
+    @classmethod
+    def description(cls, context: Any, properties: Any) -> str:
+        row = job_rows.find(context.window_manager.awsbatch, properties.submission_id)
+        if row is None:
+            return properties.submission_id
+        where = "this computer" if row.backend == "local" else "AWS Batch"
+        lines = [f"{row.submission_id} on {where}",
+                 f"{row.state.title()}: {row.frames_done} of {row.frames_total} frames"]
+        lines += [x for x in (row.counts, row.downloaded and f"Downloaded to {row.downloaded}") if x]
+        return "\n".join(lines) + "\nClick to copy the id"
+
+    def execute(self, context: Any) -> set[str]:
+        context.window_manager.clipboard = self.submission_id
+        self.report({"INFO"}, f"Copied {self.submission_id}")
         return {"FINISHED"}
 
 
@@ -187,6 +244,7 @@ CLASSES = (
     AWSBATCH_OT_show_log,
     AWSBATCH_OT_download,
     AWSBATCH_OT_open_result,
+    AWSBATCH_OT_job_info,
 )
 
 

@@ -20,7 +20,7 @@ def _start(op: Any, context: Any, task: str, fn: Any, *args: Any) -> set[str]:
         return {"CANCELLED"}
     if not bpy.app.online_access:
         p.connection_ok = False
-        p.connection_report = "✗ " + OFFLINE_MESSAGE
+        p.connection_report = OFFLINE_MESSAGE
         op.report({"ERROR"}, OFFLINE_MESSAGE)
         return {"CANCELLED"}
     if not bg.start(task, task, fn, *args):

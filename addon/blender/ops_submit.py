@@ -78,7 +78,7 @@ def check_scene(snapshot: Any, options: Any) -> list[str]:
         if not options.allow_missing:
             raise SceneCheckError(
                 f"{len(snapshot.missing_files)} referenced file(s) are missing: {listed}. Fix the paths "
-                "(File › External Data › Find Missing Files) or tick 'Allow Missing Files'."
+                "(File › External Data › Find Missing Files) or tick 'Allow Missing'."
             )
         notes.append(f"Submitting without {len(snapshot.missing_files)} missing file(s): {listed}")
     if snapshot.is_movie:
@@ -113,10 +113,16 @@ class AWSBATCH_OT_submit(bpy.types.Operator):
     """Render this scene on AWS Batch (or this computer): pack, upload and submit in the background"""
 
     bl_idname = "awsbatch.submit"
-    bl_label = "Render on AWS Batch"
+    bl_label = "Render"
     bl_options = {"REGISTER"}  # noqa: RUF012 (Blender reads a set)
 
     _timer = None  # the modal event timer while the upload runs
+
+    @classmethod
+    def description(cls, context: Any, properties: Any) -> str:
+        if config.target(context.scene, context).backend == "local":
+            return "Render this scene on this computer in the background; Blender stays usable"
+        return "Render this scene on AWS Batch: pack, upload and submit in the background"
 
     @classmethod
     def poll(cls, context: Any) -> bool:
@@ -168,6 +174,7 @@ class AWSBATCH_OT_submit(bpy.types.Operator):
         where = "this computer" if target.backend == "local" else "AWS Batch"
         self.report({"INFO"}, f"Submitting {snapshot.scene} to {where} in the background")
         status_timer.ensure_running()
+        status_timer.tag_redraw()  # the bar shows at once, before the thread takes the GIL
         records_dir = config.records_dir()
         # Last: once the thread runs (importing boto3, packing) it competes for the GIL,
         # and every bytecode left here could wait a switch interval for it.

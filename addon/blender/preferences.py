@@ -120,7 +120,9 @@ class AWSBATCH_AP_preferences(bpy.types.AddonPreferences):
         if self.checking:
             col.label(text="Checking…", icon="SORTTIME")
         for line in self.connection_report.splitlines():
-            col.label(text=line, icon="CHECKMARK" if line.startswith("✓") else "ERROR")
+            ok = line.startswith("✓") or (self.connection_ok and not line.startswith(("✗", "✕")))
+            # the icon says it: no "✓"/"✗" characters beside it
+            col.label(text=line.lstrip("✓✗✕ "), icon="CHECKMARK" if ok else "ERROR")
         if not bpy.app.online_access:
             col.label(text="Online access is off (Preferences › System › Network)", icon="INTERNET_OFFLINE")
 

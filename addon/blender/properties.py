@@ -51,12 +51,15 @@ class AWSBATCH_PG_scene(bpy.types.PropertyGroup):
     )
     chunk_size: IntProperty(
         name="Chunk Size",
-        description="Frames per job (0: the preferences' default). Bigger chunks cut start-up costs",
+        description="Frames per job; 0 uses the default from the add-on's preferences. "
+        "Bigger chunks cut start-up costs, smaller ones spread the work wider",
         default=0,
         min=0,
         max=10000,
     )
-    image_format: EnumProperty(name="Frames", items=IMAGE_FORMATS, default="PNG")
+    image_format: EnumProperty(
+        name="Image Format", description="The file format of the rendered frames", items=IMAGE_FORMATS, default="PNG"
+    )
     video: BoolProperty(name="Video", description="Stitch the frames into a video", default=True)
     video_codec: EnumProperty(name="Codec", items=VIDEO_CODECS, default="SCENE")
     video_quality: IntProperty(
@@ -65,8 +68,8 @@ class AWSBATCH_PG_scene(bpy.types.PropertyGroup):
     device: EnumProperty(name="Device", items=DEVICES, default="SCENE")
     backend: EnumProperty(name="Render On", items=BACKENDS, default="DEFAULT")
     allow_missing: BoolProperty(
-        name="Allow Missing Files",
-        description="Submit even when referenced files (textures, caches) are missing",
+        name="Allow Missing",
+        description="Allow missing files: submit even when referenced files (textures, caches) are missing",
         default=False,
     )
 

@@ -24,7 +24,7 @@ from bpy.app.handlers import persistent
 from ..core.backends.base import SubmissionRecord
 from ..core.records import RecordStore
 from . import background as bg
-from . import config, job_rows, previews, tasks
+from . import config, job_rows, previews, statusbar, tasks
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,7 @@ class _State:
     interval = POLL_MIN_S
     changed = False  # did the last poll change anything visible?
     longest_tick = 0.0  # seconds, for the benchmark
+    last_redraw = 0.0
 
 
 STATE = _State()
@@ -69,8 +70,8 @@ def tick() -> float | None:
             except Exception:  # a bad message must not kill the timer
                 log.exception("could not apply %r", message)
         maybe_poll(rt)
-        if changed:
-            tag_redraw()
+        if changed or (rt.submitting and time.monotonic() - STATE.last_redraw > 0.25):
+            tag_redraw()  # while packing, also without news: the bar and its text stay alive
         return next_interval(rt)
     finally:
         STATE.longest_tick = max(STATE.longest_tick, time.perf_counter() - started)
@@ -95,10 +96,12 @@ def stop() -> None:
 
 
 def tag_redraw() -> None:
+    """Redraw the panels and the status bar (its AWS Batch item) in every window."""
+    STATE.last_redraw = time.monotonic()
     wm = bpy.context.window_manager
     for window in getattr(wm, "windows", ()):
         for area in window.screen.areas:
-            if area.type in ("PROPERTIES", "PREFERENCES"):
+            if area.type in ("PROPERTIES", "PREFERENCES", "STATUSBAR"):
                 area.tag_redraw()
 
 
@@ -217,21 +220,27 @@ def _status_update(m: bg.StatusUpdate, rt: Any) -> bool:
     row = job_rows.find(rt, m.submission_id)
     if row is None:
         return False
+    was_finished = row.finished
     changed = job_rows.apply_status(row, m.status)
     row.error = ""
     STATE.changed |= changed
-    if row.latest_frame >= 0 and row.latest_frame != row.preview_frame and row.latest_frame_uri:
-        record = RecordStore(config.records_dir()).load(row.submission_id)
-        bg.start(
-            "preview",
-            f"preview:{row.submission_id}",
-            tasks.fetch_preview,
-            record.to_json(),
-            row.latest_frame,
-            row.latest_frame_uri,
-            config.preview_dir(),
-        )
+    fetch_preview(row)
+    if row.finished and not was_finished:
+        statusbar.announce(row)
     return changed
+
+
+def fetch_preview(row: Any) -> None:
+    """Fetch the latest frame as the thumbnail unless it is shown or being fetched; called
+    again when a fetch ends, so the thumbnail never stays on an older frame."""
+    if row.latest_frame < 0 or row.latest_frame == row.preview_frame or not row.latest_frame_uri:
+        return
+    key = f"preview:{row.submission_id}"
+    if bg.busy(key):
+        return
+    record = RecordStore(config.records_dir()).load(row.submission_id)
+    bg.start("preview", key, tasks.fetch_preview, record.to_json(), row.latest_frame, row.latest_frame_uri,
+             config.preview_dir())
 
 
 def _log_text(m: bg.LogText, rt: Any) -> None:
@@ -252,6 +261,7 @@ def _downloaded(m: bg.Downloaded, rt: Any) -> None:
         row.downloaded = m.paths[0] if len(m.paths) == 1 else m.folder
         row.download_folder = m.folder
         row.message = summary
+        job_rows.remember(row, downloaded=row.downloaded, download_folder=row.download_folder)
     rt.last_report = summary
 
 
@@ -260,6 +270,7 @@ def _preview_ready(m: bg.PreviewReady, rt: Any) -> None:
     if row is not None:
         row.preview_icon = previews.icon_for(f"{m.submission_id}-{m.frame}", m.path)
         row.preview_frame = m.frame
+        job_rows.remember(row, preview_path=m.path, preview_frame=m.frame)
 
 
 def _stack_connected(m: bg.StackConnected, rt: Any) -> None:
@@ -275,7 +286,7 @@ def _stack_connected(m: bg.StackConnected, rt: Any) -> None:
     p.image_tags = ", ".join(o.get("image_tags") or ())
     p.checking = False
     p.connection_ok = True
-    p.connection_report = f"✓ Connected to stack {p.stack_name}: bucket {p.bucket}"
+    p.connection_report = f"Connected to stack {p.stack_name}: bucket {p.bucket}"
 
 
 def _connection_checked(m: bg.ConnectionChecked, rt: Any) -> None:
@@ -301,13 +312,17 @@ def _task_failed(m: bg.TaskFailed, rt: Any) -> None:
         if p is not None:
             p.checking = False
             p.connection_ok = False
-            p.connection_report = "✗ " + m.message
+            p.connection_report = m.message
     rt.last_report = m.message
 
 
 def _task_ended(m: bg.TaskEnded, rt: Any) -> None:
     if m.task == "poll":
         _after_poll(rt)
+    elif m.task == "preview" and ":" in m.key:
+        row = job_rows.find(rt, m.key.split(":", 1)[1])
+        if row is not None:
+            fetch_preview(row)
     elif m.task == "submit":
         if rt.submitting:  # ended without SubmitDone or TaskFailed (should not happen)
             rt.submitting = False
@@ -336,6 +351,7 @@ _HANDLERS = {
 
 
 def register() -> None:
+    statusbar.register()
     if on_load_post not in bpy.app.handlers.load_post:
         bpy.app.handlers.load_post.append(on_load_post)
     ensure_running(first=0.5)
@@ -349,3 +365,4 @@ def unregister() -> None:
     bg.cancel_all()
     bg.drain_pending()
     previews.clear()
+    statusbar.unregister()

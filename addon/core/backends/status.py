@@ -8,6 +8,7 @@ turns them into one :class:`JobStatus`.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -59,15 +60,86 @@ class JobStatus:
 
 
 def estimate_eta(
-    frames_remaining: int, seconds_per_frame: float | None, active_slices: int, pending_slices: int
+    frames_remaining: int,
+    seconds_per_frame: float | None,
+    active_slices: int,
+    pending_slices: int,
+    throughput: float | None = None,
+    straggler: float = 0.0,
 ) -> float | None:
-    """Seconds left: remaining frames spread over the slices that can run at once."""
+    """Seconds left. From ``throughput`` (frames per second finished across all chunks at
+    once, measured over a recent window: :class:`Throughput`) when it is known; otherwise
+    remaining frames spread over the slices that run at once, at the per-frame render time
+    (which leaves out every chunk's start-up, so it is too low until throughput is known).
+    ``straggler`` (:func:`straggler_seconds`) is the longest any one chunk still needs: at
+    the end fewer chunks run at once, and the last one sets the finish."""
     if frames_remaining <= 0:
         return 0.0
+    if throughput and throughput > 0:
+        return max(frames_remaining / throughput, straggler)
     if not seconds_per_frame or seconds_per_frame <= 0:
         return None
     parallel = max(1, active_slices or min(pending_slices, 1))
     return frames_remaining * seconds_per_frame / parallel
+
+
+class Throughput:
+    """Frames finished per second across every chunk of a submission, over a recent window
+    of the polls seen in this process: the last :attr:`min_window_s` seconds or the last
+    :attr:`window_share` of the time since the first frame, whichever is longer. Wall-clock
+    throughput counts what per-frame render times leave out (chunk start-up, scene loading,
+    uploads, chunks that share the CPU), so it holds on both backends."""
+
+    min_window_s = 45.0
+    window_share = 0.75
+    keep = 400  # samples per submission
+
+    def __init__(self) -> None:
+        self._samples: dict[str, list[tuple[float, int]]] = {}
+
+    def observe(self, submission_id: str, frames_done: int, now: float) -> float | None:
+        """Record a poll; frames per second over the window, or None while unknown."""
+        samples = self._samples.setdefault(submission_id, [])
+        if samples and (now < samples[-1][0] or frames_done < samples[-1][1]):
+            samples.clear()  # a retry or another clock: start over
+        if not samples or frames_done != samples[-1][1] or now - samples[-1][0] >= 1.0:
+            samples.append((now, frames_done))
+            del samples[: -self.keep]
+        moving = [x for x in samples if x[1] > 0]
+        if not moving or len(samples) < 2:
+            return None
+        first_frame_t = moving[0][0]
+        # the last poll before any frame: the moment work is known to have started
+        before = [x for x in samples if x[1] == 0]
+        start_t = before[-1][0] if before else first_frame_t
+        window = max(self.min_window_s, self.window_share * (now - start_t))
+        t0, f0 = next(((t, f) for t, f in samples if t >= now - window), samples[0])
+        if t0 >= now or frames_done <= f0:
+            return None
+        return (frames_done - f0) / (now - t0)
+
+    def forget(self, submission_id: str) -> None:
+        self._samples.pop(submission_id, None)
+
+
+def straggler_seconds(records: Iterable[SliceProgress], unstarted_running: int = 0) -> float:
+    """The longest time one chunk still needs at its own pace; ``unstarted_running`` chunks
+    that run but have no frame yet need a whole chunk at the mean pace."""
+    longest = 0.0
+    paces = []
+    size = 0
+    for r in records:
+        if r.seconds_per_frame and r.seconds_per_frame > 0:
+            paces.append(r.seconds_per_frame)
+            size = max(size, r.frames_total)
+            longest = max(longest, max(0, r.frames_total - r.frames_done) * r.seconds_per_frame)
+    if unstarted_running > 0 and paces:
+        longest = max(longest, size * sum(paces) / len(paces))
+    return longest
+
+
+#: The process-wide throughput history :func:`summarize` feeds (polls of the panel and the CLI).
+THROUGHPUT = Throughput()
 
 
 def mean_seconds_per_frame(records: Iterable[SliceProgress]) -> float | None:
@@ -119,13 +191,18 @@ def summarize(
     vcpu_hours: float = 0.0,
     message: str = "",
     parts_total: int = 0,
+    now: float | None = None,
 ) -> JobStatus:
     records = list(records)
     state = overall_state(chunk_counts, stitch_state, frames_done)
     spf = mean_seconds_per_frame(records)
     active = sum(chunk_counts.get(s, 0) for s in ACTIVE_STATES)
     pending = sum(chunk_counts.get(s, 0) for s in PENDING_STATES)
-    eta = None if state in DONE_STATES else estimate_eta(frames_total - frames_done, spf, active, pending)
+    rate = THROUGHPUT.observe(submission_id, frames_done, time.time() if now is None else now)
+    started = sum(1 for r in records if r.seconds_per_frame and r.frames_done < r.frames_total)
+    straggler = straggler_seconds(records, max(0, active - started))
+    eta = None if state in DONE_STATES else estimate_eta(frames_total - frames_done, spf, active, pending, rate,
+                                                         straggler)
     if state in ("SUCCEEDED",):
         eta = 0.0
     return JobStatus(

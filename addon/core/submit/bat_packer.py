@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 OUTSIDE_DIR = "_outside_project"
+#: The copier copies files in parts of this size, checking for cancel between parts.
+COPY_PART_BYTES = 4 * 1024 * 1024
 
 
 def fix_bat_node_trees() -> None:
@@ -81,6 +83,21 @@ def _make_copier() -> Any:
         def join(self, timeout: float | None = None) -> None:
             while self.is_alive():
                 self.progress_cb.flush(timeout=0.02)
+
+        def _copy(self, srcpath: Any, dstpath: Any) -> None:
+            """Copy in parts of :data:`COPY_PART_BYTES`, reporting each one (the packing
+            thread replays the report and aborts on cancel) and stopping at the next part
+            once aborted: Esc stops the pack within a part, not after a whole large file."""
+            from blender_asset_tracer.pack.filesystem import AbortTransfer
+
+            done = 0
+            with open(srcpath, "rb") as src, open(dstpath, "wb") as dst:
+                while part := src.read(COPY_PART_BYTES):
+                    if self._abort.is_set() or self.has_error:
+                        raise AbortTransfer()
+                    dst.write(part)
+                    done += len(part)
+                    self.progress_cb.transfer_progress(self.total_queued_bytes, self.total_transferred_bytes + done)
 
     return Copier()
 

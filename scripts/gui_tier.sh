@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# The GUI tier: the add-on in a real Blender window (Debian's `blender` in a chroot, under
+# Xvfb, Mesa's software GL), driven through Blender's own event loop by tests/gui/drive.py.
+#
+#   scripts/gui_tier.sh                  # Debian 13 (trixie): Blender 4.3.x
+#   AWSBR_GUI_SUITE=sid scripts/gui_tier.sh   # Debian unstable: Blender 5.2.x
+#
+# The chroot is made with debootstrap when missing and kept OUTSIDE the repository between
+# runs (AWSBR_GUI_CACHE, default /var/cache/aws-batch-render-ci/gui-<suite>). Deliberately
+# NOT installed in it: python3-requests (the add-on must not need it; the driver asserts
+# `requests` is never imported). python3-cattr is installed: Blender's own extension
+# add-on (bl_pkg) needs it to register.
+# Screenshots, the driver's results and Blender's log land in out/gui/ (AWSBR_GUI_OUT).
+# Needs root (debootstrap, chroot, mounts). Every mount is undone on exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REPO=$PWD
+SUITE=${AWSBR_GUI_SUITE:-trixie}
+CACHE=${AWSBR_GUI_CACHE:-/var/cache/aws-batch-render-ci}
+ROOT=$CACHE/gui-$SUITE
+OUT=${AWSBR_GUI_OUT:-$REPO/out/gui}
+MIRROR=${AWSBR_GUI_MIRROR:-http://deb.debian.org/debian}
+PACKAGES="blender python3-cattr xvfb xauth x11-utils imagemagick xdotool fonts-dejavu-core libgl1-mesa-dri ffmpeg procps"
+
+die() { echo "gui tier: $*" >&2; exit 1; }
+[ "$(id -u)" = 0 ] || die "needs root (debootstrap, chroot, mounts): run it as root."
+if ! command -v debootstrap >/dev/null; then
+  echo "==> gui tier: installing debootstrap"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null \
+    || die "debootstrap is missing and could not be installed: apt-get install -y debootstrap"
+fi
+
+MOUNTED=()
+mount_all() {  # $1 = chroot dir
+  local r=$1
+  mount -t proc proc "$r/proc" && MOUNTED+=("$r/proc")
+  mount -t sysfs sysfs "$r/sys" && MOUNTED+=("$r/sys")
+  mount --bind /dev "$r/dev" && MOUNTED+=("$r/dev")
+  mount --bind /dev/pts "$r/dev/pts" && MOUNTED+=("$r/dev/pts")
+  cp /etc/resolv.conf "$r/etc/resolv.conf" 2>/dev/null || true
+}
+umount_all() {
+  local i
+  for ((i=${#MOUNTED[@]}-1; i>=0; i--)); do
+    umount "${MOUNTED[$i]}" 2>/dev/null || umount -l "${MOUNTED[$i]}" || true
+  done
+  MOUNTED=()
+}
+chroot_pids() {  # processes this tier started inside the chroot (their root is $ROOT)
+  local p
+  for p in /proc/[0-9]*; do
+    [ "$(readlink "$p/root" 2>/dev/null)" = "$ROOT" ] && echo "${p#/proc/}"
+  done
+  return 0
+}
+cleanup() {
+  local pids
+  pids=$(chroot_pids)  # Xvfb, and local renders the window started (they outlive Blender)
+  if [ -n "$pids" ]; then kill $pids 2>/dev/null || true; sleep 1; kill -9 $(chroot_pids) 2>/dev/null || true; fi
+  rm -f "$ROOT/tmp/xvfb.pid"
+  umount_all
+}
+trap cleanup EXIT INT TERM
+
+make_chroot() {
+  local tmp=$ROOT.partial t0=$SECONDS
+  echo "==> gui tier: creating the $SUITE chroot in $ROOT (once; kept between runs)"
+  rm -rf "$tmp"
+  mkdir -p "$CACHE"
+  debootstrap --variant=minbase --include=ca-certificates "$SUITE" "$tmp" "$MIRROR" >"$CACHE/debootstrap-$SUITE.log" 2>&1 \
+    || die "debootstrap failed: see $CACHE/debootstrap-$SUITE.log"
+  mount_all "$tmp"
+  # sid's Release file can look expired against this machine's clock
+  chroot "$tmp" apt-get -q -o Acquire::Check-Valid-Until=false update >/dev/null
+  DEBIAN_FRONTEND=noninteractive chroot "$tmp" apt-get install -y -q --no-install-recommends $PACKAGES \
+    >"$CACHE/apt-$SUITE.log" 2>&1 || { umount_all; die "apt-get install failed: see $CACHE/apt-$SUITE.log"; }
+  chroot "$tmp" apt-get clean
+  umount_all
+  chroot "$tmp" blender --version | head -1 > "$tmp/.blender-version"
+  mv "$tmp" "$ROOT"
+  echo "==> gui tier: chroot ready in $((SECONDS - t0)) s ($(cat "$ROOT/.blender-version"))"
+}
+
+[ -f "$ROOT/.blender-version" ] || make_chroot
+[ "${1:-}" = "--chroot-only" ] && exit 0
+
+t_start=$SECONDS
+echo "==> gui tier: $(cat "$ROOT/.blender-version") ($SUITE)"
+# Prove the point of this tier: no `requests` in this Blender's Python.
+if chroot "$ROOT" python3 -c 'import requests' 2>/dev/null; then
+  die "python3-requests is installed in $ROOT: remove it (the add-on must work without it)"
+fi
+
+# The extension zip, built as a user gets it.
+[ -x .venv/bin/python ] || die ".venv is missing: run scripts/bootstrap.sh first"
+.venv/bin/python build_addon.py >/dev/null || die "build_addon.py failed"
+ZIP=$(ls -t dist/aws_batch_render-*.zip | head -1)
+
+# A fresh work folder and home (Blender's config, the extension, its records) per run.
+W=$ROOT/gui
+[ -z "$(chroot_pids)" ] || die "processes still run in $ROOT (another run of this tier?): $(chroot_pids | tr '\n' ' ')"
+rm -rf "$W" "$OUT"
+mkdir -p "$W/home" "$W/work" "$W/out" "$OUT"
+cp "$ZIP" "$W/aws_batch_render.zip"
+cp tests/gui/drive.py tests/gui/label_fit.py demo/make_scene.py "$W/"
+head -c "${AWSBR_GUI_BIG_MB:-192}M" /dev/urandom > "$W/work/big-texture.exr"
+
+mount_all "$ROOT"
+in_chroot() { chroot "$ROOT" env -i HOME=/gui/home PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 "$@"; }
+in_chroot blender --command extension install-file -r user_default -e /gui/aws_batch_render.zip \
+  >"$OUT/install.log" 2>&1 || die "installing the extension failed: see $OUT/install.log"
+in_chroot blender -b --python-expr 'import bpy; bpy.context.preferences.view.show_splash = False; bpy.ops.wm.save_userpref()' \
+  >>"$OUT/install.log" 2>&1
+in_chroot blender --command extension list >>"$OUT/install.log" 2>&1
+grep -q aws_batch_render "$OUT/install.log" || die "the extension is not listed after installing: see $OUT/install.log"
+in_chroot blender -b --factory-startup --python /gui/make_scene.py -- /gui/work/scene.blend \
+  --frames 24 --size 64x36 --engine WORKBENCH >"$OUT/make_scene.log" 2>&1 || die "make_scene failed: see $OUT/make_scene.log"
+echo "==> gui tier: set up in $((SECONDS - t_start)) s"
+
+chroot "$ROOT" sh -c 'Xvfb :99 -screen 0 1600x1000x24 -nolisten tcp >/gui/out/xvfb.log 2>&1 & echo $! > /tmp/xvfb.pid'
+for _ in $(seq 50); do [ -e "$ROOT/tmp/.X11-unix/X99" ] && break; sleep 0.2; done
+t_run=$SECONDS
+status=0
+timeout "${AWSBR_GUI_TIMEOUT:-900}" chroot "$ROOT" env -i HOME=/gui/home PATH=/usr/bin:/bin LANG=C.UTF-8 DISPLAY=:99 \
+  blender /gui/work/scene.blend -p 0 0 1600 1000 --python /gui/drive.py -- /gui/out /gui/work/big-texture.exr \
+  >"$OUT/blender.log" 2>&1 || status=$?
+cp -r "$W/out/." "$OUT/"
+grep '^\[drive' "$OUT/blender.log" || true
+if [ "$status" != 0 ] || ! grep -q '"ok": true' "$OUT/results.json" 2>/dev/null; then
+  tail -40 "$OUT/blender.log" >&2
+  die "FAILED (exit $status) after $((SECONDS - t_run)) s in the window: see $OUT/blender.log and $OUT/*.png"
+fi
+echo "==> gui tier: passed; window run $((SECONDS - t_run)) s, whole tier $((SECONDS - t_start)) s; screenshots in $OUT"
