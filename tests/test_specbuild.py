@@ -169,3 +169,37 @@ def test_every_scene_frame_is_in_exactly_one_slice(start, length, step, chunk):
 def test_float32_fps_base_gives_the_exact_rate(fps, base, expected):
     video = build(snap(fps=fps, fps_base=base)).output.video
     assert (video.fps_num, video.fps_den) == expected
+
+
+def test_a_render_cropped_to_its_border_is_checked_for_no_size():
+    """Frames cropped to the render border are smaller than the resolution: the spec then asks
+    the worker for no particular size (0 x 0), which the frame check accepts, instead of
+    refusing every frame as the wrong size."""
+    from addon.core.framecheck import FrameInvalid, check_frame_bytes
+    from tests.frame_images import png_bytes
+
+    full = build()
+    cropped = build(snap(facts={"crop_to_border": True}))
+    assert (full.render.width, full.render.height) == (960, 540)
+    assert (cropped.render.width, cropped.render.height) == (0, 0)
+    assert cropped.output.video.width == 960  # the video settings are unchanged
+    border_frame = png_bytes(300, 120)
+    with pytest.raises(FrameInvalid):
+        check_frame_bytes(border_frame, "PNG", full.render.width, full.render.height)
+    assert check_frame_bytes(border_frame, "PNG", cropped.render.width, cropped.render.height) == (300, 120)
+
+
+def test_the_scene_facts_say_when_the_render_is_cropped_to_its_border():
+    import bpy
+
+    from addon.blender.preflight_facts import gather_facts
+
+    scene = bpy.data.scenes.new("abr-border-test")
+    try:
+        assert gather_facts(scene)["crop_to_border"] is False
+        scene.render.use_border = True
+        assert gather_facts(scene)["crop_to_border"] is False  # border without crop: full-size frames
+        scene.render.use_crop_to_border = True
+        assert gather_facts(scene)["crop_to_border"] is True
+    finally:
+        bpy.data.scenes.remove(scene)

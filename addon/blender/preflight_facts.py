@@ -28,6 +28,8 @@ def gather_facts(scene: Any) -> dict[str, Any]:
         "python_drivers": sorted(set(_python_drivers())),
         "scripts": sorted(t.name for t in bpy.data.texts if t.use_module),
         "addon_nodes": sorted(set(_addon_nodes())),
+        # frames come out the size of the border, not the resolution: the worker checks no size
+        "crop_to_border": bool(scene.render.use_border and scene.render.use_crop_to_border),
     }
 
 

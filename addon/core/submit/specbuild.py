@@ -180,8 +180,10 @@ def build_spec(
             device=options.device or snapshot.device,
             threads=options.threads,
             scene=snapshot.scene,
-            width=snapshot.width,
-            height=snapshot.height,
+            # 0 x 0 = any size: a render cropped to its border is smaller than the resolution
+            # (the stitch still checks that every frame has the same size)
+            width=0 if snapshot.facts.get("crop_to_border") else snapshot.width,
+            height=0 if snapshot.facts.get("crop_to_border") else snapshot.height,
         ),
         source_name=source_name,
         still_split=split,
