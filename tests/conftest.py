@@ -28,6 +28,11 @@ if "ABR_TEST_USER_RESOURCES" not in os.environ:
 _USER_RESOURCES = os.environ["ABR_TEST_USER_RESOURCES"]
 os.environ["BLENDER_USER_RESOURCES"] = _USER_RESOURCES
 # Nothing a test does may read the developer's real AWS config or credentials.
+# the local backend's private import folder goes under the user's cache: keep it out of the home folder
+if "ABR_TEST_CACHE_HOME" not in os.environ:
+    os.environ["ABR_TEST_CACHE_HOME"] = tempfile.mkdtemp(prefix="abr-cache-home-")
+os.environ["XDG_CACHE_HOME"] = os.environ["ABR_TEST_CACHE_HOME"]
+os.environ.pop("XDG_RUNTIME_DIR", None)
 _AWS_HOME = os.environ["ABR_TEST_AWS_HOME"]
 os.environ["AWS_CONFIG_FILE"] = os.path.join(_AWS_HOME, "config")
 os.environ["AWS_SHARED_CREDENTIALS_FILE"] = os.path.join(_AWS_HOME, "credentials")
