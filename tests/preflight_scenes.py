@@ -135,6 +135,13 @@ def sequencer(scene):
     text.use_module = True
 
 
+def sequencer_driven(scene):
+    """The sequencer scene plus an object with a Python driver (auto-run stays off on the
+    worker): bpy 4.5 hung at exit after rendering it."""
+    sequencer(scene)
+    driver(obj(scene, "Driven"), "int(str(frame))")
+
+
 def nested(scene, out):
     """ROOT/shots/seq/scene.blend links ROOT/lib/chars/char.blend, which links
     ROOT/lib/props/prop.blend (relative to itself), whose material uses tex/wood.png."""
@@ -184,7 +191,7 @@ def main(argv):
     if kind == "nested":
         nested(scene, os.path.abspath(out))
     else:
-        {"bad": bad, "clean": clean, "sequencer": sequencer}[kind](scene)
+        {"bad": bad, "clean": clean, "sequencer": sequencer, "sequencer_driven": sequencer_driven}[kind](scene)
     bpy.ops.wm.save_as_mainfile(filepath=os.path.abspath(out), relative_remap=True)
     sys.stdout.flush()
     os._exit(0)  # Blender 4.5 can hang on exit after a fluid domain was evaluated

@@ -57,6 +57,18 @@ def test_worker_renders_a_sequencer_only_scene(tmp_path, capsys):
 
 
 @pytest.mark.slow
+def test_the_worker_ends_after_rendering_a_scene_with_a_python_driver(tmp_path):
+    """Auto-run is off on the worker, so the driver is skipped; Blender 4.5 then hung in its
+    exit clean-up after the frames were written, until the job's timeout."""
+    blend = make(tmp_path / "driven" / "driven.blend", "sequencer_driven")
+    root = path_to_uri(tmp_path / "bucket", directory=True)
+    spec, spec_uri = pack_job(root, blend, [[1]], engine="BLENDER_WORKBENCH")
+    proc = run_worker(worker_env(spec_uri, 0), timeout=90)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert sorted(frames_in_store(spec)) == [1]
+
+
+@pytest.mark.slow
 def test_aws_image_and_gpu_queue_come_from_the_stack(aws_settings, tmp_path):
     out = deploy.deploy_stack(STACK, aws_settings, poll_seconds=0).outputs
     snap = read_scene(make(tmp_path / "clean.blend", "clean"))

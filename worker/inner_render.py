@@ -24,6 +24,7 @@ the outer process can import the line format from here without importing bpy, an
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from typing import Any
@@ -327,5 +328,7 @@ def _script_argv() -> list[str]:
 if __name__ == "__main__":
     code = main(_script_argv())
     sys.stdout.flush()
-    if code:
-        sys.exit(code)
+    sys.stderr.flush()
+    # Leave without Blender's exit clean-up: bpy 4.5 can hang there (after a scene whose
+    # Python driver was skipped, a fluid domain), after every frame was written.
+    os._exit(code)

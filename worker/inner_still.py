@@ -271,5 +271,7 @@ def main(argv: list[str]) -> int:
 if __name__ == "__main__":
     code = main(sys.argv[sys.argv.index("--") + 1 :] if "--" in sys.argv else sys.argv[1:])
     sys.stdout.flush()
-    if code:
-        sys.exit(code)
+    sys.stderr.flush()
+    # Leave without Blender's exit clean-up: bpy 4.5 can hang there (after a scene whose
+    # Python driver was skipped, a fluid domain), after every frame was written.
+    os._exit(code)
