@@ -10,6 +10,7 @@ import pytest
 
 from addon.cli import main
 from addon.core.aws.session import AwsSettings, client
+from addon.core.exitcodes import CHECK_ERRORS
 from addon.core.quote.model import Measured, auto_chunk_size, estimate, schedule_seconds
 from addon.core.quote.prices import (
     FALLBACK_ON_DEMAND_PER_VCPU_HOUR,
@@ -150,18 +151,31 @@ def test_estimate_cli_local_and_aws(tiny_scene, aws, capsys):
     # moto has no Price List API: the documented fallback is named
     assert any(FALLBACK_SOURCE in a for a in quote["assumptions"])
 
+    # the scout's peak memory against a chunk's memory: the preflight check's memory finding
+    peak = quote["measured"]["peak_rss_mib"]
+    assert peak > 50  # a Blender process: tens of MiB at least
+    code = main(["estimate", str(tiny_scene), "--instance-types", "c6i", "--vcpus", "4", "--max-vcpus", "16",
+                 "--region", "us-east-1", "--endpoint-url", aws.endpoint, "--memory", "8"])  # fmt: skip
+    out, errs = capsys.readouterr()
+    assert code == CHECK_ERRORS and out.startswith("≈ $")  # the quote is still shown
+    finding = [line for line in errs.splitlines() if "MEMORY_OVER_LIMIT" in line]
+    assert len(finding) == 1 and finding[0].startswith("error: ") and "a chunk gets 8 MiB" in finding[0], errs
+
 
 def test_estimate_reads_the_stack_parameters(aws):
     from addon.cli import build_parser
     from addon.cli.estimate import _capacity
 
     template = {
-        "Parameters": {k: {"Type": "String"} for k in ("SpotInstanceTypes", "SpotMaxVcpus", "RenderVcpus")},
+        "Parameters": {
+            k: {"Type": "String"} for k in ("SpotInstanceTypes", "SpotMaxVcpus", "RenderVcpus", "RenderMemoryMiB")
+        },
         "Resources": {"Nothing": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
         "Outputs": {"Region": {"Value": "us-east-1"}},
     }
     settings = AwsSettings(region="us-east-1", endpoint_url=aws.endpoint)
-    values = {"SpotInstanceTypes": "c6i,m6i.8xlarge", "SpotMaxVcpus": "64", "RenderVcpus": "16"}
+    values = {"SpotInstanceTypes": "c6i,m6i.8xlarge", "SpotMaxVcpus": "64", "RenderVcpus": "16",
+              "RenderMemoryMiB": "30000"}  # fmt: skip
     client("cloudformation", settings).create_stack(
         StackName="abr",
         TemplateBody=json.dumps(template),
@@ -176,6 +190,7 @@ def test_estimate_reads_the_stack_parameters(aws):
         "us-east-1",
     )
     assert cap.parallel == 4
+    assert cap.job_memory_mib == 30000  # the scout's peak memory is checked against it
     args = build_parser().parse_args(["estimate", "x.blend", "--stack", "nope", "--endpoint-url", aws.endpoint])
     with pytest.raises(Exception, match="nope"):
         _capacity(args, settings)
@@ -201,3 +216,15 @@ def test_submit_chunk_auto_sizes_chunks_from_a_scout_render(aws_settings, s3_buc
     # 256 vCPUs / 64 per job = 4 at once; start-up dwarfs a frame at 64 vCPUs: 24 frames in 4 chunks
     assert "Chunk size 6: enough chunks for 4 at once" in err
     assert "24 frame(s) in 4 chunk(s)" in out
+
+    # a chunk memory below the scout's peak: the preflight check stops the submit before any upload
+    before = sorted(o["Key"] for o in client("s3", aws_settings).list_objects_v2(Bucket=s3_bucket).get("Contents", []))
+    code = main([
+        "submit", str(tiny_scene), "--chunk", "auto", "--vcpus", "64", "--memory", "8", "--bucket", s3_bucket,
+        "--queue", env.queue_arn, "--job-definition", RENDER_DEF, "--stitch-job-definition", STITCH_DEF,
+        "--endpoint-url", aws_settings.endpoint_url, "--region", "us-east-1", "--records", str(tmp_path / "r2"),
+    ])  # fmt: skip
+    out, err = capsys.readouterr()
+    assert code == CHECK_ERRORS and "MEMORY_OVER_LIMIT" in err and "Submitted" not in out, err
+    after = sorted(o["Key"] for o in client("s3", aws_settings).list_objects_v2(Bucket=s3_bucket).get("Contents", []))
+    assert after == before  # nothing uploaded

@@ -59,13 +59,17 @@ def cmd_check(args: argparse.Namespace) -> int:
     return CHECK_WARNINGS if report.of(WARNING) else SUCCESS
 
 
-def preflight(args: argparse.Namespace, snapshot: Any, settings: AwsSettings) -> Any:
-    """The check for the CLI's arguments: AWS facts read only for the AWS backend."""
+def preflight(
+    args: argparse.Namespace, snapshot: Any, settings: AwsSettings,
+    peak_memory_mib: float | None = None, memory_mib: int | None = None,
+) -> Any:
+    """The check for the CLI's arguments: AWS facts read only for the AWS backend; the scout
+    render's peak memory against the job's, when a scout ran (``submit --chunk auto``)."""
     from ..core.submit.preflight import CheckContext, check_scene, local_has_gpu
 
     ctx = CheckContext(
         backend=args.backend, where="cli", device=args.device, allow_missing=args.allow_missing,
-        stack=args.stack or "",
+        stack=args.stack or "", peak_memory_mib=peak_memory_mib, memory_mib=memory_mib,
     )  # fmt: skip
     ctx.worker_has_gpu = local_has_gpu() if args.backend == "local" else False  # EEVEE: the CPU queue
     if args.backend == "aws":

@@ -31,6 +31,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-vcpus", type=_positive, help="most vCPUs at once (default: the stack's SpotMaxVcpus)")
     p.add_argument("--vcpus", type=_positive, help="vCPUs per chunk (default: the stack's RenderVcpus)")
     p.add_argument("--concurrency", type=_positive, help="local backend: chunks at once (default 1)")
+    p.add_argument(
+        "--memory", type=_positive, metavar="MiB",
+        help="AWS: memory of one chunk, checked against the scout's peak (default: the stack's RenderMemoryMiB)",
+    )  # fmt: skip
     p.add_argument("--json", action="store_true", help="print the quote as JSON")
     p.add_argument("--profile", default="", help="AWS profile (default: the environment's)")
     p.add_argument("--region", default="", help="AWS region (default: the profile's, or the stack's)")
@@ -68,7 +72,19 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         print(quote.line())
         for line in quote.assumptions:
             print(f"  {line}")
-    return 0
+    return _memory_check(measured.peak_rss_mib, args.memory or (capacity.job_memory_mib if capacity else 0))
+
+
+def _memory_check(peak_mib: float, memory_mib: int) -> int:
+    """The preflight check's memory finding, from the scout's peak: a chunk that would run out
+    of memory is an error before anything is paid for."""
+    from ..core.exitcodes import CHECK_ERRORS, SUCCESS
+    from ..core.submit.preflight import CheckReport, memory_findings
+
+    findings = memory_findings(peak_mib, memory_mib or None)
+    for line in CheckReport(findings).lines():
+        err(line)
+    return CHECK_ERRORS if findings else SUCCESS
 
 
 def _capacity(args: argparse.Namespace, settings: AwsSettings):

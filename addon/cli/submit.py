@@ -29,9 +29,10 @@ def cmd_submit(args: argparse.Namespace) -> int:
     budget = _budget(args, settings)  # a bad cap fails before the upload
     err(f"Reading the scene settings of {blend.name} with Blender…")
     snapshot = read_scene(blend, args.scene)
-    _check_first(args, snapshot, settings)
-    if args.chunk == "auto":
-        args.chunk = _measured_chunk(args, blend, snapshot)
+    peak = None
+    if args.chunk == "auto":  # the scout's peak memory feeds the check's memory finding
+        args.chunk, peak = _measured_chunk(args, blend, snapshot)
+    _check_first(args, snapshot, settings, peak)
     options = SubmitOptions(
         split_samples=args.split_samples,
         frames=args.frames,
@@ -75,16 +76,32 @@ def cmd_submit(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_first(args: argparse.Namespace, snapshot: Any, settings: AwsSettings) -> None:
+def _check_first(args: argparse.Namespace, snapshot: Any, settings: AwsSettings, peak: float | None = None) -> None:
     """The preflight check: its findings on stderr; errors stop here, before any packing."""
     from ..core.submit.preflight import PreflightError
     from .check import preflight, print_report
 
-    report = preflight(args, snapshot, settings)
+    memory = _job_memory(args, settings) if peak is not None else None
+    report = preflight(args, snapshot, settings, peak, memory)
     print_report(report)
     blocking = report.blocking(args.ignore or ())
     if blocking:
         raise PreflightError(report, blocking)
+
+
+def _job_memory(args: argparse.Namespace, settings: AwsSettings) -> int | None:
+    """A render job's memory in MiB: --memory, else the stack's RenderMemoryMiB (AWS only)."""
+    if args.backend != "aws":
+        return None
+    if args.memory:
+        return int(args.memory)
+    if not args.stack:
+        return None
+    from ..core.aws.stack import describe_stack
+    from ..core.quote.quoting import capacity_from_stack
+
+    stack = describe_stack(args.stack, settings)
+    return (capacity_from_stack(stack, settings.region or "").job_memory_mib or None) if stack else None
 
 
 def _budget(args: argparse.Namespace, settings: AwsSettings) -> Any:
@@ -124,8 +141,9 @@ def _spot_price(args: argparse.Namespace, settings: AwsSettings, vcpus: int) -> 
     return spot.summary()[0], f"{spot.source} median of {spot.date}"
 
 
-def _measured_chunk(args: argparse.Namespace, blend: Any, snapshot: Any) -> int:
-    """``--chunk auto``: the chunk size from a scout render (addon.core.quote)."""
+def _measured_chunk(args: argparse.Namespace, blend: Any, snapshot: Any) -> tuple[int, float]:
+    """``--chunk auto``: the chunk size from a scout render (addon.core.quote), and the
+    scout's peak memory in MiB."""
     from ..core.backends.local.state import default_concurrency
     from ..core.quote.quoting import DEFAULT_JOB_VCPUS, DEFAULT_MAX_VCPUS, measured_chunk_size
     from ..core.submit.specbuild import scene_frames
@@ -138,9 +156,9 @@ def _measured_chunk(args: argparse.Namespace, blend: Any, snapshot: Any) -> int:
         threads = args.vcpus or DEFAULT_JOB_VCPUS
         parallel = max(1, DEFAULT_MAX_VCPUS // threads)
     err(f"Scout render of {blend.name} to size the chunks…")
-    size, why, _ = measured_chunk_size(blend, snapshot, frames, parallel, threads, aws=args.backend == "aws")
+    size, why, measured = measured_chunk_size(blend, snapshot, frames, parallel, threads, aws=args.backend == "aws")
     err(f"Chunk size {size}: {why}")
-    return size
+    return size, measured.peak_rss_mib
 
 
 def _backend_for_submit(args: argparse.Namespace, settings: AwsSettings) -> tuple[Any, str, AwsSettings]:

@@ -39,6 +39,7 @@ class AwsCapacity:
     job_vcpus: int
     region: str
     on_demand_types: list[str] = field(default_factory=list)
+    job_memory_mib: int = 0  # memory of one render job (the stack's RenderMemoryMiB; 0: unknown)
 
     @property
     def parallel(self) -> int:
@@ -54,6 +55,7 @@ def capacity_from_stack(stack: dict[str, Any], region: str) -> AwsCapacity:
         job_vcpus=int(params.get("RenderVcpus") or DEFAULT_JOB_VCPUS),
         region=region,
         on_demand_types=(params.get("OnDemandInstanceTypes") or "").split(","),
+        job_memory_mib=int(params.get("RenderMemoryMiB") or 0),
     )
 
 

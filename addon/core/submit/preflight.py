@@ -59,7 +59,7 @@ class CheckContext:
     gpu_queue: bool | None = None  # the stack has a GPU queue (AWS)
     image_missing_command: str = ""  # set when the stack's repository lacks the image: how to publish it
     worker_has_gpu: bool | None = None  # EEVEE gets a GPU on the worker
-    peak_memory_mib: int | None = None  # measured by the quote's scout render, when it ran
+    peak_memory_mib: float | None = None  # measured by the quote's scout render, when it ran
     memory_mib: int | None = None  # the job's memory
     allow_missing: bool = False
 
@@ -234,10 +234,16 @@ def _device_and_engine(snap: SceneSnapshot, ctx: CheckContext) -> list[Finding]:
 
 
 def _memory(ctx: CheckContext) -> list[Finding]:
-    """The hook for the quote's scout render: its measured peak against the job's memory."""
-    if ctx.peak_memory_mib is None or ctx.memory_mib is None or ctx.peak_memory_mib <= ctx.memory_mib:
+    """The quote's scout render (``estimate``, ``submit --chunk auto``): its measured peak
+    against the job's memory."""
+    return memory_findings(ctx.peak_memory_mib, ctx.memory_mib)
+
+
+def memory_findings(peak_mib: float | None, memory_mib: int | None) -> list[Finding]:
+    if peak_mib is None or not memory_mib or peak_mib <= memory_mib:
         return []
+    peak = int(peak_mib + 0.5)
     return [Finding("MEMORY_OVER_LIMIT", ERROR, (
-        f"A test frame peaked at {ctx.peak_memory_mib} MiB but a chunk gets {ctx.memory_mib} MiB: "
-        f"raise the memory (--memory {ctx.peak_memory_mib * 5 // 4}) or simplify the scene"
+        f"A test frame peaked at {peak} MiB but a chunk gets {memory_mib} MiB: "
+        f"raise the memory (--memory {peak * 5 // 4}, or the stack's RenderMemoryMiB) or simplify the scene"
     ))]  # fmt: skip
