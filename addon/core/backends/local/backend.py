@@ -168,8 +168,9 @@ class LocalBackend:
             )
         elif supervisor_gone:
             message = "The local supervisor stopped unexpectedly; 'retry' renders the missing frames."
-        exit_codes = {t.index: t.exit_code for t in state.slices if t.exit_code is not None}
-        message = failure_note(failed, records, exit_codes) or message  # the worker's reason, when it left one
+        if not supervisor_gone:  # a dead supervisor is the story (its workers' notes say only "SIGTERM")
+            exit_codes = {t.index: t.exit_code for t in state.slices if t.exit_code is not None}
+            message = failure_note(failed, records, exit_codes) or message  # the worker's reason, when it left one
         if state.state == "CANCELLED":
             counts = {"CANCELLED": len(state.slices)} if not counts.get("SUCCEEDED") else counts
             stitch_state = "CANCELLED" if state.stitch else ""
