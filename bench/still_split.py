@@ -85,8 +85,10 @@ def main() -> int:
         src = make_scene(work / "src.blend", "--frames", "1", "--size", args.size)
         blend = tune_scene(src, work / "heavy.blend", width, height, args.samples, denoise=False)
         root = path_to_uri(work / "store", directory=True)
-        single_spec, single_uri = pack_job(root, blend, [1], 1, submission_id="single", threads=args.threads)
-        split_spec, split_uri = pack_job(root, blend, [1], args.parts, submission_id="split", threads=args.threads)
+        single_spec, single_uri = pack_job(root, blend, [1], 1, submission_id="single", threads=args.threads,
+                                           size=(width, height))
+        split_spec, split_uri = pack_job(root, blend, [1], args.parts, submission_id="split", threads=args.threads,
+                                         size=(width, height))
 
         s_wall, s_cpu, s_err = timed("render", single_uri, 0)
         s_render = logged_seconds(s_err, r"Frame 1 rendered in ([\d.]+) s")

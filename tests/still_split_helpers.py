@@ -53,8 +53,10 @@ def tune_scene(src: Path, dest: Path, width: int, height: int, samples: int, den
 
 
 def pack_job(root: str, blend: Path, frames: list[int], parts: int, *, image_format: str = "OPEN_EXR",
-             submission_id: str = "still-1", threads: int = 1) -> tuple[JobSpec, str]:  # fmt: skip
-    """A split spec (``parts`` < 2: an ordinary one-slice-per-frame spec) with ``blend`` packed."""
+             submission_id: str = "still-1", threads: int = 1,
+             size: tuple[int, int] = (64, 64)) -> tuple[JobSpec, str]:  # fmt: skip
+    """A split spec (``parts`` < 2: an ordinary one-slice-per-frame spec) with ``blend`` packed.
+    ``size`` is the scene's render size (the worker refuses frames of another size)."""
     from tests.helpers import make_spec
 
     data = blend.read_bytes()
@@ -67,6 +69,7 @@ def pack_job(root: str, blend: Path, frames: list[int], parts: int, *, image_for
     spec.output.video = None
     spec.render.engine = "CYCLES"
     spec.render.threads = threads
+    spec.render.width, spec.render.height = size
     if parts >= 2:
         spec.slices = split_slices(frames, parts)
         spec.still_split = StillSplit(parts=parts, frames=list(frames))

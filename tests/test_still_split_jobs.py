@@ -199,7 +199,7 @@ def test_local_backend_splits_merges_and_reports_parts(tmp_path):
     src = make_scene(tmp_path / "src.blend", "--frames", "1", "--size", "64x64")
     blend = tune_scene(src, tmp_path / "s.blend", 48, 48, 16, denoise=False)
     spec, spec_uri = pack_job(path_to_uri(tmp_path / "store", directory=True), blend, [1], 3,
-                              image_format="PNG", submission_id="poster-local")  # fmt: skip
+                              image_format="PNG", submission_id="poster-local", size=(48, 48))  # fmt: skip
     backend = LocalBackend(concurrency=2)
     record = backend.submit(spec, spec_uri)
     status = wait(backend, record, timeout=300)
