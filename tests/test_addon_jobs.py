@@ -92,7 +92,7 @@ def test_mixed_states_then_retry_failed(inproc_batch, tiny_scene):
     from moto.batch.models import batch_backends
 
     settings, resources = inproc_batch
-    _spec, record = submit_direct(settings, "abr-test", resources, str(tiny_scene), "sub-retry")
+    spec, record = submit_direct(settings, "abr-test", resources, str(tiny_scene), "sub-retry")
     render_id, stitch_id = record.jobs["render_job_id"], record.jobs["stitch_job_id"]
     rows = mod("blender.job_rows")
     rt = _load_rows()
@@ -114,6 +114,9 @@ def test_mixed_states_then_retry_failed(inproc_batch, tiny_scene):
     row = rows.find(rt, "sub-retry")
     assert row.finished and row.failed_slices == "1, 2" and row.first_failed_slice == 1
 
+    from tests.test_aws_batch_support import put_frames
+
+    put_frames(settings, spec, spec.slices[0])  # the SUCCEEDED chunk's frames: retry checks them
     assert bpy.ops.awsbatch.retry_failed(submission_id="sub-retry") == {"FINISHED"}
     drain(timeout=60, until=lambda: "Retrying" in rt.last_report or row.error)
     assert row.error == ""

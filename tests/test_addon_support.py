@@ -219,6 +219,11 @@ def configure_prefs(endpoint: str, bucket: str, resources: dict[str, str], backe
     p.log_group = ""
     p.default_backend = backend
     p.default_chunk_size = 10
+    # what an earlier test's Connect left behind (a stack, its repository and image tags)
+    # would otherwise feed the preflight check of the next test
+    p.stack_name = ""
+    p.repository_uri = ""
+    p.image_tags = ""
 
 
 def submit_direct(settings: Any, bucket: str, resources: dict[str, str], blend: str, submission_id: str) -> Any:
