@@ -239,3 +239,18 @@ def test_aws_batch_submits_the_part_array_and_the_merge_job(aws_settings, s3_buc
     status = backend.status(record)  # moto without Docker: every job SUCCEEDED at once
     assert (status.parts_total, status.parts_done) == (4, 4)
     assert "1 frame, 4 of 4 parts" in progress_line(status)
+
+
+def test_more_parts_than_the_scenes_samples_is_refused_before_packing(tmp_path, capsys):
+    from addon.cli import main
+
+    with pytest.raises(StillSplitError, match="more parts than the scene's 4 samples") as info:
+        check_request(5, "CYCLES", [1], samples=4)
+    assert info.value.exit_code == 2 and "\n" not in str(info.value)
+    check_request(4, "CYCLES", [1], samples=4)  # one sample per part is fine
+    blend = make_scene(tmp_path / "cy.blend", "--frames", "1", "--samples", "4")
+    code = main(["submit", str(blend), "--backend", "local", "--store", path_to_uri(tmp_path / "s", directory=True),
+                 "--split-samples", "6"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and "--split-samples 6 is more parts than the scene's 4 samples" in err, err
+    assert not (tmp_path / "s").exists()  # nothing was packed or uploaded

@@ -30,6 +30,8 @@ def gather_facts(scene: Any) -> dict[str, Any]:
         "addon_nodes": sorted(set(_addon_nodes())),
         # frames come out the size of the border, not the resolution: the worker checks no size
         "crop_to_border": bool(scene.render.use_border and scene.render.use_crop_to_border),
+        # a still split by samples has at most one part per sample
+        "cycles_samples": int(getattr(getattr(scene, "cycles", None), "samples", 0) or 0),
     }
 
 

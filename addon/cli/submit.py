@@ -47,7 +47,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
         from ..core.still_split import check_request
         from ..core.submit.specbuild import scene_frames
 
-        check_request(options.split_samples, snapshot.engine, scene_frames(snapshot, options.frames))
+        samples = int(snapshot.facts.get("cycles_samples", 0))
+        check_request(options.split_samples, snapshot.engine, scene_frames(snapshot, options.frames), samples)
     progress = _SubmitProgress(sys.stderr)
     spec, spec_uri, report = prepare_submission(
         blend, snapshot, options, root_uri, settings if args.backend == "aws" else None, progress

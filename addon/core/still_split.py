@@ -45,8 +45,9 @@ class StillSplitError(JobSpecError):
     """``--split-samples`` asked for something a split cannot do (bad input, exit 2)."""
 
 
-def check_request(parts: int, engine: str, frames: list[int]) -> None:
-    """Refuse a split the scene cannot have, before anything is uploaded."""
+def check_request(parts: int, engine: str, frames: list[int], samples: int = 0) -> None:
+    """Refuse a split the scene cannot have, before anything is uploaded. ``samples``: the
+    scene's Cycles sample count (0: unknown, then the worker refuses a split past it)."""
     if parts < 1:
         raise StillSplitError(f"--split-samples {parts}: give 1 (no split) or more parts.")
     if parts == 1:
@@ -59,6 +60,11 @@ def check_request(parts: int, engine: str, frames: list[int]) -> None:
         )
     if parts > MAX_PARTS:
         raise StillSplitError(f"--split-samples {parts} is more than {MAX_PARTS} parts: use fewer.")
+    if samples and parts > samples:
+        raise StillSplitError(
+            f"--split-samples {parts} is more parts than the scene's {samples} samples: use at most {samples} "
+            "parts, or raise Render Properties > Sampling > Render > Max Samples."
+        )
     if len(frames) > MAX_FRAMES:
         raise StillSplitError(
             f"--split-samples splits stills: {len(frames)} frames is more than {MAX_FRAMES}. Pick the frames "

@@ -149,7 +149,7 @@ def build_spec(
     check_render_size(snapshot)
     paths = submission_paths(root_uri, submission_id)
     frames = scene_frames(snapshot, options.frames)
-    check_request(options.split_samples or 1, snapshot.engine, frames)
+    check_request(options.split_samples or 1, snapshot.engine, frames, int(snapshot.facts.get("cycles_samples", 0)))
     split = StillSplit(options.split_samples, frames) if options.split_samples > 1 else None
     slices = split_slices(frames, split.parts) if split else chunk_frames(frames, chunk_size=options.chunk_size)
     image_format = options.image_format
