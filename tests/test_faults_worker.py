@@ -187,7 +187,7 @@ def test_sigterm_then_sigkill_mid_slice_then_resume_leaves_only_valid_frames(tmp
 
 
 @pytest.mark.parametrize("when", ["mid-render", "mid-upload"])
-def test_s3_endpoint_killed_is_one_retryable_line_and_counts_nothing_false(tmp_path, tiny_scene, when, monkeypatch):
+def test_s3_endpoint_killed_is_one_retryable_line_and_counts_nothing_false(tmp_path, slow_scene, when, monkeypatch):
     moto, endpoint = start_moto_server()
     try:
         env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1",
@@ -198,21 +198,27 @@ def test_s3_endpoint_killed_is_one_retryable_line_and_counts_nothing_false(tmp_p
         from addon.core.aws.session import AwsSettings, client
 
         client("s3", AwsSettings(region="us-east-1", endpoint_url=endpoint)).create_bucket(Bucket="faults")
-        spec, spec_uri = pack_job("s3://faults/", tiny_scene, [list(range(1, 17))])
+        # frames of about a second each: the endpoint dies while a frame renders, not after the slice
+        spec, spec_uri = pack_job("s3://faults/", slow_scene, [[1, 2, 3, 4, 5, 6]], size=(128, 72))
         scratch = tmp_path / "scratch"
         scratch.mkdir()
+        store = open_store("s3://faults/")  # the client is made before the worker starts: no delay at the kill
+        list(store.list(spec.output.frames_uri))
         proc = _start(worker_env(spec_uri, 0, WORKER_SCRATCH=str(scratch), **env))
-        store = open_store("s3://faults/")
         deadline = time.monotonic() + 120
+        uploaded: list[str] = []
         while time.monotonic() < deadline and proc.poll() is None:
             if when == "mid-render" and list(scratch.glob("abr-render-*/frames")):
-                break  # inputs fetched, Blender rendering the first frame: nothing uploaded yet
-            if when == "mid-upload" and list(store.list(spec.output.frames_uri)):
+                moto.kill()  # inputs fetched, Blender rendering the first frame: nothing uploaded yet
                 break
+            if when == "mid-upload":
+                uploaded = [o.uri for o in store.list(spec.output.frames_uri)]
+                if uploaded:
+                    for f in uploaded:  # what reached the store before the endpoint dies is valid
+                        check_frame_bytes(store.get_bytes(f), "PNG", 128, 72)
+                    moto.kill()
+                    break
             time.sleep(0.01)
-        uploaded = [o.uri for o in store.list(spec.output.frames_uri)]
-        for f in uploaded:  # what reached the store before the endpoint died is valid
-            check_frame_bytes(store.get_bytes(f), "PNG", 64, 36)
         moto.kill()
         moto.wait(10)
         _, err = proc.communicate(timeout=180)
@@ -221,6 +227,8 @@ def test_s3_endpoint_killed_is_one_retryable_line_and_counts_nothing_false(tmp_p
         assert "Uploading frames failed" in line and "network is unreachable" in line, line
         assert "another attempt resumes" in line, line
         if when == "mid-render":
-            assert uploaded == []
+            assert rendered_frames(err) == [], err[-3000:]  # the log says "uploaded" only after the upload
+        else:
+            assert 1 <= len(uploaded) < 6, uploaded
     finally:
         moto.kill()
