@@ -27,12 +27,19 @@ if "ABR_TEST_USER_RESOURCES" not in os.environ:
     os.environ["ABR_TEST_AWS_HOME"] = tempfile.mkdtemp(prefix="abr-aws-home-")
 _USER_RESOURCES = os.environ["ABR_TEST_USER_RESOURCES"]
 os.environ["BLENDER_USER_RESOURCES"] = _USER_RESOURCES
-# Nothing a test does may read the developer's real AWS config or credentials.
-# the local backend's private import folder goes under the user's cache: keep it out of the home folder
+# The local backend's private import folder goes under the user's cache: keep it out of the home folder.
 if "ABR_TEST_CACHE_HOME" not in os.environ:
     os.environ["ABR_TEST_CACHE_HOME"] = tempfile.mkdtemp(prefix="abr-cache-home-")
-os.environ["XDG_CACHE_HOME"] = os.environ["ABR_TEST_CACHE_HOME"]
+_CACHE_HOME = os.environ["ABR_TEST_CACHE_HOME"]
+# Workers and Blender started by tests make their scratch folders here; a killed one leaves its
+# folder behind, and the session removes them all at the end (this process keeps its own temp dir).
+if "ABR_TEST_TMP" not in os.environ:
+    os.environ["ABR_TEST_TMP"] = tempfile.mkdtemp(prefix="abr-test-tmp-")
+_TEST_TMP = os.environ["ABR_TEST_TMP"]
+os.environ["TMPDIR"] = _TEST_TMP
+os.environ["XDG_CACHE_HOME"] = _CACHE_HOME
 os.environ.pop("XDG_RUNTIME_DIR", None)
+# Nothing a test does may read the developer's real AWS config or credentials.
 _AWS_HOME = os.environ["ABR_TEST_AWS_HOME"]
 os.environ["AWS_CONFIG_FILE"] = os.path.join(_AWS_HOME, "config")
 os.environ["AWS_SHARED_CREDENTIALS_FILE"] = os.path.join(_AWS_HOME, "credentials")
@@ -43,6 +50,8 @@ os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
 def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(_USER_RESOURCES, ignore_errors=True)
     shutil.rmtree(_AWS_HOME, ignore_errors=True)
+    shutil.rmtree(_CACHE_HOME, ignore_errors=True)
+    shutil.rmtree(_TEST_TMP, ignore_errors=True)
 
 
 @dataclass
