@@ -17,7 +17,7 @@ import bpy
 
 from ..core.errors import AwsBatchRenderError
 from . import background as bg
-from . import config, ops_check, status_timer, tasks
+from . import config, ops_check, split_panel, status_timer, tasks
 from .snapshot import snapshot_scene
 
 log = logging.getLogger(__name__)
@@ -48,6 +48,7 @@ def build_options(scene: Any, p: Any) -> Any:
         video_quality=s.video_quality,
         device="" if s.device == "SCENE" else s.device,
         allow_missing=s.allow_missing,
+        split_samples=split_panel.split_parts(scene),
         # The sound mixdown runs in a child Blender: in a Blender binary that is the binary
         # itself (its sys.executable has no bpy module); "" in the bpy module.
         blender_bin=bpy.app.binary_path,
@@ -149,6 +150,7 @@ class AWSBATCH_OT_submit(bpy.types.Operator):
             options = build_options(scene, p)
             snapshot = snapshot_scene(scene, blend_path=bpy.data.filepath, is_dirty=bpy.data.is_dirty)
             notes = check_scene(snapshot, options)
+            split_panel.check_submission(snapshot, options)  # as the CLI does, before packing
             _preflight(context, snapshot)
         except AwsBatchRenderError as exc:
             rt.submit_error = str(exc)

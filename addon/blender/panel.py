@@ -14,7 +14,7 @@ from typing import Any
 import bpy
 
 from ..core.backends.status import format_duration
-from . import config, job_rows, ops_check
+from . import config, job_rows, ops_check, split_panel
 from .textfit import wrap
 
 STATE_ICONS = {
@@ -62,6 +62,7 @@ class AWSBATCH_PT_output(bpy.types.Panel):
             step = f" ×{scene.frame_step}" if scene.frame_step != 1 else ""
             col.label(text=f"Scene frames {scene.frame_start}–{scene.frame_end}{step}")
         col.prop(s, "chunk_size")
+        split_panel.draw(layout, scene, region_width(context), draw_lines)  # "Split Still" (a still's samples)
 
         col = layout.column()
         col.prop(s, "image_format")

@@ -72,6 +72,20 @@ class AWSBATCH_PG_scene(bpy.types.PropertyGroup):
         description="Allow missing files: submit even when referenced files (textures, caches) are missing",
         default=False,
     )
+    # a still split by sample ranges (split_panel.py): shown for a frame or a short frame list
+    split_still: BoolProperty(
+        name="Split Still",
+        description="Render each frame's samples on several machines at once, then merge and denoise them "
+        "into one seam-free image (Cycles only; for a frame or a short frame list)",
+        default=False,
+    )
+    split_parts: IntProperty(
+        name="Machines",
+        description="How many machines share each frame: each renders an equal part of the samples",
+        default=4,
+        min=2,
+        max=256,
+    )
 
 
 class AWSBATCH_PG_job(bpy.types.PropertyGroup):

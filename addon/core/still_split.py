@@ -16,7 +16,7 @@ scene snapshot does not carry it); a part refuses ``parts`` larger than it.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sized
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,30 +45,39 @@ class StillSplitError(JobSpecError):
     """``--split-samples`` asked for something a split cannot do (bad input, exit 2)."""
 
 
-def check_request(parts: int, engine: str, frames: list[int], samples: int = 0) -> None:
+def check_request(parts: int, engine: str, frames: Sized, samples: int = 0, *, panel: bool = False) -> None:
     """Refuse a split the scene cannot have, before anything is uploaded. ``samples``: the
-    scene's Cycles sample count (0: unknown, then the worker refuses a split past it)."""
+    scene's Cycles sample count (0: unknown, then the worker refuses a split past it).
+    ``panel``: word the refusal for the add-on's "Split Still" option, not the CLI flag."""
+    flag = "Split Still" if panel else "--split-samples"
+    asked = f"Split across {parts} machines" if panel else f"--split-samples {parts}"
+    without = "untick Split Still" if panel else "submit without --split-samples"
     if parts < 1:
-        raise StillSplitError(f"--split-samples {parts}: give 1 (no split) or more parts.")
+        raise StillSplitError(f"{asked}: give 1 (no split) or more parts.")
     if parts == 1:
         return
     if engine != "CYCLES":
         name = {"BLENDER_WORKBENCH": "Workbench"}.get(engine, "EEVEE" if "EEVEE" in engine else engine)
         raise StillSplitError(
-            f"--split-samples needs Cycles (it splits the sample range); this scene renders with {name}. "
-            "Switch the render engine to Cycles, or submit without --split-samples."
+            f"{flag} needs Cycles (it splits the sample range); this scene renders with {name}. "
+            f"Switch the render engine to Cycles, or {without}."
         )
     if parts > MAX_PARTS:
-        raise StillSplitError(f"--split-samples {parts} is more than {MAX_PARTS} parts: use fewer.")
+        raise StillSplitError(f"{asked} is more than {MAX_PARTS} parts: use fewer.")
     if samples and parts > samples:
         raise StillSplitError(
-            f"--split-samples {parts} is more parts than the scene's {samples} samples: use at most {samples} "
-            "parts, or raise Render Properties > Sampling > Render > Max Samples."
+            f"{asked} is more parts than the scene's {samples} samples: use at most {samples} "
+            f"{'machines' if panel else 'parts'}, or raise Render Properties > Sampling > Render > Max Samples."
         )
     if len(frames) > MAX_FRAMES:
+        pick = (
+            f"Pick at most {MAX_FRAMES} frames in the Frame List" if panel
+            else "Pick the frames with --frames (e.g. --frames 12)"
+        )
         raise StillSplitError(
-            f"--split-samples splits stills: {len(frames)} frames is more than {MAX_FRAMES}. Pick the frames "
-            "with --frames (e.g. --frames 12), or submit the animation without --split-samples."
+            f"{flag} splits stills: {len(frames)} frames is more than {MAX_FRAMES}. {pick}, or "
+            f"{'untick Split Still to render' if panel else 'submit'} the animation without "
+            f"{'it' if panel else '--split-samples'}."
         )
 
 
