@@ -254,3 +254,41 @@ def test_more_parts_than_the_scenes_samples_is_refused_before_packing(tmp_path, 
     err = capsys.readouterr().err
     assert code == 2 and "--split-samples 6 is more parts than the scene's 4 samples" in err, err
     assert not (tmp_path / "s").exists()  # nothing was packed or uploaded
+
+
+def test_the_aws_merge_job_gets_memory_for_n_full_size_exrs(aws_settings, s3_bucket):
+    """A 6K still in 8 parts: 8 x 6144x3456 x 16 float channels (10.1 GiB) beside Blender; a
+    small still keeps the stack's stitch memory. Seen by AWS Batch (moto) on the merge job."""
+    from addon.core.aws.session import client
+    from addon.core.still_split import merge_memory_mib
+    from addon.core.storage import S3Store
+    from tests.test_aws_batch_support import BUCKET, CallCounter, clients_of, create_batch_env
+
+    env = create_batch_env(aws_settings)
+    backend = env.backend()
+    counter = CallCounter(*clients_of(backend))
+    memory = {}
+    for name, (w, h), parts in (("poster", (6144, 3456), 8), ("thumb", (64, 64), 4)):
+        spec = make_spec(root=f"s3://{BUCKET}/", submission_id=name, slices=split_slices([5], parts),
+                         still_split=StillSplit(parts, [5]))  # fmt: skip
+        spec.output.video = None
+        spec.render.width, spec.render.height = w, h
+        spec.validate()
+        spec_uri = spec.output.frames_uri.rsplit("frames/", 1)[0] + "spec.json"
+        S3Store(aws_settings).put_bytes(spec.to_json().encode(), spec_uri)
+        counter.reset()
+        record = backend.submit(spec, spec_uri)
+        render, merge = counter.params["SubmitJob"]
+        assert "resourceRequirements" not in render["containerOverrides"]  # the parts keep the render memory
+        assert merge["containerOverrides"]["command"] == ["merge"]
+        (requirement,) = merge["containerOverrides"]["resourceRequirements"]
+        assert requirement["type"] == "MEMORY"
+        memory[name] = int(requirement["value"])
+        assert memory[name] == merge_memory_mib(spec)
+        (job,) = client("batch", aws_settings).describe_jobs(jobs=[record.jobs["stitch_job_id"]])["jobs"]
+        # moto took the job with its overrides (its describe_jobs shows only the deprecated
+        # 'memory' override, so the amount is checked in the request above)
+        assert job["container"]["command"] == ["merge"] and job["dependsOn"] == merge["dependsOn"]
+    exrs_mib = 8 * 6144 * 3456 * 16 * 4 / 2**20
+    assert exrs_mib + 1024 < memory["poster"] <= exrs_mib + 2048, memory
+    assert memory["thumb"] == 3500  # the stack's StitchMemoryMiB: a small still asks for no less

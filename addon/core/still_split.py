@@ -132,6 +132,27 @@ def merged_uri(spec: JobSpec, frame: int) -> str:
     return join_uri(spec.output.frames_uri, f"merged/frame_{frame:06d}.merged.exr")
 
 
+#: channels of a part EXR, rounded up: Combined RGBA, the denoising data (normal, albedo,
+#: depth) and Vector, 32-bit floats (see worker/inner_still.py's setup_part)
+PART_CHANNELS = 16
+#: Blender, the scene and the final image's write, before any part is read
+MERGE_BASE_MIB = 1536
+#: the stack's stitch job memory (infra/stack.yaml StitchMemoryMiB): never ask for less
+MERGE_MIN_MIB = 3500
+
+
+def merge_memory_mib(spec: JobSpec) -> int:
+    """Memory for the merge job: N multilayer EXRs of the frame's resolution beside Blender.
+    A pairwise merge holds two parts and their sum, the denoiser a few more full-size
+    buffers; sizing for all N parts (at least 4) covers both, whichever order Cycles reads
+    them in. Frames are merged one after another, so the frame count does not add up."""
+    assert spec.still_split is not None
+    pixels = max(1, spec.render.width) * max(1, spec.render.height)
+    exrs = max(spec.still_split.parts, 4) * pixels * PART_CHANNELS * 4
+    mib = MERGE_BASE_MIB + -(-exrs // (1 << 20))
+    return max(MERGE_MIN_MIB, -(-mib // 256) * 256)  # whole 256 MiB steps
+
+
 def parts_done_text(frames: int, parts_total: int, parts_done: int) -> str:
     """``'1 frame, 3 of 8 parts'``."""
     return f"{frames} frame{'s' if frames != 1 else ''}, {parts_done} of {parts_total} parts"

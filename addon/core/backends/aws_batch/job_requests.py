@@ -12,6 +12,7 @@ from ... import exitcodes
 from ...errors import AwsBatchRenderError
 from ...frames import array_plan
 from ...jobspec import JobSpec
+from ...still_split import merge_memory_mib
 
 _NAME_BAD = re.compile(r"[^A-Za-z0-9_-]+")
 _TAG_BAD = re.compile(r"[^\w .:/=+@-]+", re.UNICODE)
@@ -140,6 +141,9 @@ def stitch_job_request(
     }
     if spec.still_split is not None:  # a split still: the same job merges the parts instead
         request["containerOverrides"]["command"] = ["merge"]
+        # N full-resolution multilayer EXRs: far more than a video stitch needs
+        memory = {"type": "MEMORY", "value": str(merge_memory_mib(spec))}
+        request["containerOverrides"]["resourceRequirements"] = [memory]
     if render_job_id:
         request["dependsOn"] = [{"jobId": render_job_id}]
     _add_limits(request, None, attempts)
