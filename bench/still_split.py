@@ -1,6 +1,6 @@
 """What splitting one still across N machines by sample ranges costs, measured side by side.
 
-    .venv/bin/python bench/still_split.py [--parts 4] [--size 320x180] [--samples 320]
+    .venv/bin/python bench/still_split.py [--parts 4] [--size 320x180] [--samples 320] [--rounds 2]
 
 One heavy still (the demo scene, Cycles, adaptive sampling off, Classic pattern) is rendered
 
@@ -17,7 +17,13 @@ ones the worker logs (Blender's own wall time for the frame or part). Printed:
   and opening the .blend, measured here);
 * merge wall / single render wall (target <= 0.05), and the in-Blender merge time;
 * the projected wall time with N machines: the slowest part + the merge, beside the single
-  process's wall time.
+  process's wall time, and the same from the two ratios;
+* the split's extra CPU seconds in absolute terms, and what they would be as an overhead on a
+  frame of 20 s (and 10 min) on a 16-vCPU machine: the extra is mostly per process (start-up,
+  scene sync), so it shrinks as the frame grows.
+
+The single render and the split alternate ``--rounds`` times and the figures are means: on a
+shared machine one run's CPU seconds swing by 10-30 %.
 
 The single render and the parts run one after another on the same machine, so both sides see
 the same load. The development machine has 2 shared cores: say so when quoting the figures.
@@ -26,9 +32,11 @@ the same load. The development machine has 2 shared cores: say so when quoting t
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -72,12 +80,29 @@ def logged_seconds(stderr: str, pattern: str) -> float:
     return float(m.group(1)) if m else float("nan")
 
 
+def one_round(single_uri: str, split_uri: str, n: int) -> dict:
+    """The single render, then the N parts and the merge: wall, CPU and logged render seconds."""
+    m: dict = {"p_wall": [], "p_cpu": [], "p_render": []}
+    m["s_wall"], m["s_cpu"], err = timed("render", single_uri, 0)
+    m["s_render"] = logged_seconds(err, r"Frame 1 rendered in ([\d.]+) s")
+    for i in range(n):
+        wall, cpu, err = timed("render", split_uri, i)
+        m["p_wall"].append(wall)
+        m["p_cpu"].append(cpu)
+        m["p_render"].append(logged_seconds(err, r"samples in ([\d.]+) s, uploaded"))
+    m["m_wall"], m["m_cpu"], err = timed("merge", split_uri)
+    m["m_inner"] = logged_seconds(err, r"merged from \d+ parts in ([\d.]+) s")
+    m["overhead"] = (sum(m["p_cpu"]) + m["m_cpu"]) / m["s_cpu"]
+    return m
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--parts", type=int, default=4)
     parser.add_argument("--size", default="320x180")
     parser.add_argument("--samples", type=int, default=320)
     parser.add_argument("--threads", type=int, default=0, help="render threads (0: every core)")
+    parser.add_argument("--rounds", type=int, default=2, help="single + split, one after the other, this many times")
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
     work = Path(tempfile.mkdtemp(prefix="bench-still-"))
@@ -90,37 +115,56 @@ def main() -> int:
         split_spec, split_uri = pack_job(root, blend, [1], args.parts, submission_id="split", threads=args.threads,
                                          size=(width, height))
 
-        s_wall, s_cpu, s_err = timed("render", single_uri, 0)
-        s_render = logged_seconds(s_err, r"Frame 1 rendered in ([\d.]+) s")
-        part_walls, part_cpus, part_renders = [], [], []
-        for i in range(args.parts):
-            wall, cpu, err = timed("render", split_uri, i)
-            part_walls.append(wall)
-            part_cpus.append(cpu)
-            part_renders.append(logged_seconds(err, r"samples in ([\d.]+) s, uploaded"))
-        m_wall, m_cpu, m_err = timed("merge", split_uri)
-        m_inner = logged_seconds(m_err, r"merged from \d+ parts in ([\d.]+) s")
+        n = args.parts
+        rounds = []  # the single render and the split, one after the other, --rounds times
+        for r in range(args.rounds):
+            if r:  # a fresh split: the parts of the previous round are in the store
+                split_spec, split_uri = pack_job(root, blend, [1], n, submission_id=f"split{r}", threads=args.threads,
+                                                 size=(width, height))  # fmt: skip
+                single_spec, single_uri = pack_job(root, blend, [1], 1, submission_id=f"single{r}",
+                                                   threads=args.threads, size=(width, height))  # fmt: skip
+            rounds.append(one_round(single_uri, split_uri, n))
         # What every extra process pays before its first sample: import bpy and open the .blend.
         fixed_cpu = min(startup_cpu(blend) for _ in range(2))
         quality = psnr(*pixels(Path(split_spec.frame_uri(1)[7:]), Path(single_spec.frame_uri(1)[7:])))
 
-        n = args.parts
-        print(f"still {width}x{height}, Cycles {args.samples} samples, {n} parts; machine: 2 shared cores")
-        print(f"single process     wall {s_wall:7.2f} s  CPU {s_cpu:7.2f} s  (render {s_render:.2f} s)")
-        for i in range(n):
-            print(f"part {i + 1}/{n}           wall {part_walls[i]:7.2f} s  CPU {part_cpus[i]:7.2f} s  "
-                  f"(render {part_renders[i]:.2f} s)")  # fmt: skip
-        print(f"merge              wall {m_wall:7.2f} s  CPU {m_cpu:7.2f} s  (in Blender {m_inner:.2f} s)")
-        overhead = (sum(part_cpus) + m_cpu) / s_cpu
-        no_startup = (sum(part_cpus) + m_cpu - (n + 1) * fixed_cpu) / (s_cpu - fixed_cpu)
+        print(f"still {width}x{height}, Cycles {args.samples} samples, {n} parts, threads "
+              f"{args.threads or 'all'}; machine: {os.cpu_count()} shared cores")  # fmt: skip
+        for r, m in enumerate(rounds):
+            print(f"round {r + 1}")
+            print(f"  single process   wall {m['s_wall']:7.2f} s  CPU {m['s_cpu']:7.2f} s  "
+                  f"(render {m['s_render']:.2f} s)")  # fmt: skip
+            for i in range(n):
+                print(f"  part {i + 1}/{n}         wall {m['p_wall'][i]:7.2f} s  CPU {m['p_cpu'][i]:7.2f} s  "
+                      f"(render {m['p_render'][i]:.2f} s)")  # fmt: skip
+            print(f"  merge            wall {m['m_wall']:7.2f} s  CPU {m['m_cpu']:7.2f} s  "
+                  f"(in Blender {m['m_inner']:.2f} s)")  # fmt: skip
+            print(f"  split overhead {m['overhead']:.3f}, merge wall / single wall {m['m_wall'] / m['s_wall']:.3f}")
+        s_cpu = statistics.mean(m["s_cpu"] for m in rounds)
+        split_cpu = statistics.mean(sum(m["p_cpu"]) + m["m_cpu"] for m in rounds)
+        overhead = split_cpu / s_cpu
+        no_startup = (split_cpu - (n + 1) * fixed_cpu) / (s_cpu - fixed_cpu)
+        m_ratio = statistics.mean(m["m_wall"] / m["s_wall"] for m in rounds)
+        s_wall = statistics.mean(m["s_wall"] for m in rounds)
+        projected = statistics.mean(max(m["p_wall"]) + m["m_wall"] for m in rounds)
+        print(f"means over {len(rounds)} round(s):")
         print(f"split overhead, CPU s (parts + merge) / single:          {overhead:.3f}  (target <= 1.15)")
+        per_round = ", ".join(f"{m['overhead']:.3f}" for m in rounds)
+        print(f"  per round: {per_round}")
         print(f"fixed start-up CPU per process (import bpy, open .blend): {fixed_cpu:.2f} s")
         print(f"split overhead, CPU s without the start-ups:             {no_startup:.3f}")
-        print(f"merge wall / single render wall:                        {m_wall / s_wall:.3f}  (target <= 0.05)")
-        print(f"merge in Blender / single render wall:                  {m_inner / s_wall:.3f}")
-        projected = max(part_walls) + m_wall
+        extra = split_cpu - s_cpu
+        print(f"extra CPU of the split: {extra:.2f} s, of which {n} extra processes' start-ups {n * fixed_cpu:.2f} s")
+        for cores, wall in ((16, 20.0), (16, 600.0)):
+            print(f"  the same extra on a {wall:.0f} s frame with {cores} vCPUs ({cores * wall:.0f} CPU s): overhead "
+                  f"{1 + extra / (cores * wall):.3f}")  # fmt: skip
+        print(f"merge wall / single render wall:                        {m_ratio:.3f}  (target <= 0.05)")
+        print(f"merge in Blender / single render wall:                  "
+              f"{statistics.mean(m['m_inner'] / m['s_wall'] for m in rounds):.3f}")  # fmt: skip
         print(f"projected wall with {n} machines (slowest part + merge): {projected:.2f} s vs single {s_wall:.2f} s "
               f"({s_wall / projected:.2f}x faster)")  # fmt: skip
+        ideal = s_wall * overhead / n + m_ratio * s_wall
+        print(f"projected wall with {n} machines from the two ratios (single x overhead / {n} + merge): {ideal:.2f} s")
         print(f"PSNR merged vs single: {quality:.1f} dB")
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -20,6 +20,7 @@ from addon.core.exitcodes import CONTENT_ERROR, SUCCESS
 from addon.core.still_split import merged_uri, part_uri
 from addon.core.storage import path_to_uri
 from tests.helpers import make_scene
+from worker.exr_header import read_header
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = 32
@@ -81,6 +82,9 @@ def test_merged_parts_match_a_single_render(parts, scenes, reference, tmp_path):
     assert merged.shape == reference.shape == (64, 64, 4)
     assert value >= 45.0
     assert local_path(merged_uri(spec, 1)).stat().st_size > 0  # the merged EXR is uploaded too
+    # no denoise asked: the parts carry no denoising data (it costs every sample and every EXR)
+    head = read_header(local_path(part_uri(spec, 1, 0)).read_bytes()[: 1 << 20])
+    assert head.has_pass("Combined") and not head.has_pass("Denoising Albedo") and not head.has_pass("Vector")
 
 
 def test_denoised_once_after_the_merge(scenes, tmp_path):
@@ -92,6 +96,8 @@ def test_denoised_once_after_the_merge(scenes, tmp_path):
         [sys.executable, "-c", REFERENCE_DENOISED, str(ROOT / "worker"), str(scenes["denoise"]), str(ref_dir)],
         check=True, capture_output=True, timeout=300,
     )  # fmt: skip
+    head = read_header(local_path(part_uri(spec, 1, 1)).read_bytes()[: 1 << 20])
+    assert head.has_pass("Denoising Albedo") and head.has_pass("Denoising Normal") and head.has_pass("Vector")
     final, reference = pixels(local_path(spec.frame_uri(1)), ref_dir / "final.exr")
     value = psnr(final, reference)
     print(f"\nPSNR denoised merge N=2 vs single render denoised the same way: {value:.1f} dB")

@@ -5,7 +5,7 @@ Two uses, both inside a Blender child (stdlib + bpy only, like ``inner_render.py
 * ``setup_part(scene, part)`` — called by ``inner_render.py`` before it renders a part:
   a subset of the scene's own samples (``use_sample_subset``, ``sample_offset``,
   ``sample_subset_length``), no render denoising but its
-  data passes stored, adaptive sampling and the compositor off, a 32-bit multilayer EXR.
+  data passes stored when the scene denoises, adaptive sampling and the compositor off, a 32-bit multilayer EXR.
 * ``python inner_still.py -- --job -`` (or ``blender -b --python inner_still.py -- --job -``):
   the merge. The job (one JSON line on stdin) names the .blend, the scene and, per frame,
   the part files. Parts are merged pairwise with ``cycles.merge_images`` (weighted by the
@@ -109,8 +109,9 @@ def setup_part(scene: Any, part: dict[str, Any]) -> list[str]:
             )
         layers[0].use_pass_vector = True
         _WANTS_DENOISE["on"] = True
+    # The data passes cost every sample and every part's EXR: only a denoised still reads them.
+    layers[0].cycles.denoising_store_passes = bool(cycles.use_denoising)
     cycles.use_denoising = False
-    layers[0].cycles.denoising_store_passes = True
     scene.render.use_compositing = False
     settings = scene.render.image_settings
     if hasattr(settings, "media_type"):
