@@ -150,3 +150,20 @@ def test_split_still_from_the_panel_renders_and_merges_on_this_computer(addon, t
     data = final.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     assert (int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")) == (64, 36)
+
+
+def test_a_split_still_row_shows_its_parts_as_progress(addon):
+    rt = runtime()
+    row = rt.jobs.add()
+    row.submission_id, row.backend, row.frames_total = "poster-20261202-000000-ab12cd", "aws", 1
+    status = {"state": "RUNNING", "frames_total": 1, "frames_done": 0, "parts_total": 8, "parts_done": 3,
+              "chunk_counts": {"RUNNING": 5, "SUCCEEDED": 3}}  # fmt: skip
+    assert mod("blender.job_rows").apply_status(row, status)
+    assert row.counts == "1 frame, 3 of 8 parts"
+    assert row.fraction == pytest.approx(0.95 * 3 / 8)  # not 0 until the merge
+    fake = FakePanel()
+    mod("blender.panel").AWSBATCH_PT_jobs.draw(fake, bpy.context)
+    assert "1 frame, 3 of 8 parts" in fake.layout.texts()
+    status.update(state="SUCCEEDED", frames_done=1, parts_done=8)
+    mod("blender.job_rows").apply_status(row, status)
+    assert row.fraction == 1.0 and row.finished

@@ -18,6 +18,7 @@ import bpy
 
 from ..core.backends.base import SubmissionRecord
 from ..core.backends.status import ALL_STATES, DONE_STATES
+from ..core.still_split import parts_done_text
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +143,11 @@ def apply_status(row: Any, status: dict[str, Any]) -> bool:
     row.fraction = row.frames_done / row.frames_total if row.frames_total else 0.0
     counts = status.get("chunk_counts") or {}
     row.counts = counts_text(counts)
+    parts_total = int(status.get("parts_total") or 0)
+    if parts_total:  # a split still: its parts are the progress until the merge ("1 frame, 3 of 8 parts")
+        parts_done = int(status.get("parts_done") or 0)
+        row.counts = parts_done_text(row.frames_total, parts_total, parts_done)
+        row.fraction = max(row.fraction, 0.95 * parts_done / parts_total)  # the merge is the last 5 %
     failed = list(status.get("failed_slices") or [])
     row.failed_slices = ", ".join(str(i) for i in failed)
     row.first_failed_slice = failed[0] if failed else -1
