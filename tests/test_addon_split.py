@@ -167,3 +167,28 @@ def test_a_split_still_row_shows_its_parts_as_progress(addon):
     status.update(state="SUCCEEDED", frames_done=1, parts_done=8)
     mod("blender.job_rows").apply_status(row, status)
     assert row.fraction == 1.0 and row.finished
+
+
+def test_the_split_row_and_its_refusal_fit_the_default_width(addon):
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent / "gui"))
+    import label_fit
+    from test_addon_labels import DEFAULT_REGION_WIDTH
+
+    scene = bpy.context.scene
+    engine, frames = scene.render.engine, (scene.frame_start, scene.frame_end)
+    try:
+        scene.frame_end = scene.frame_start  # a still
+        scene.awsbatch.split_still, scene.awsbatch.split_parts = True, 8
+        scene.render.engine = "BLENDER_WORKBENCH"
+        assert "needs Cycles" in mod("blender.split_panel").refusal(scene)
+        row = runtime().jobs.add()
+        row.submission_id, row.backend, row.state = "poster-20261202-000000-ab12cd", "aws", "RUNNING"
+        row.frames_total = 1
+        row.counts = "1 frame, 13 of 16 parts"
+        cut = label_fit.cut_labels(mod("blender.panel"), DEFAULT_REGION_WIDTH)
+        assert cut == [], "\n".join(map(str, cut))
+    finally:
+        scene.render.engine, (scene.frame_start, scene.frame_end) = engine, frames
+        scene.awsbatch.split_still = False

@@ -80,6 +80,7 @@ def draw(layout: Any, scene: Any, width: float, draw_lines: Any) -> None:
     row.prop(s, "split_still", text="")
     sub = row.row(align=True)
     sub.active = s.split_still
+    sub.use_property_split = False  # "Machines 4" inside the field, beside the checkbox
     sub.prop(s, "split_parts")
     problem = refusal(scene)
     if problem:
