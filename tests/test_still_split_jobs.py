@@ -218,6 +218,44 @@ def test_local_backend_splits_merges_and_reports_parts(tmp_path):
     assert "merge-attempt-1.log" in logs and json.loads(Path(record.jobs["state_dir"], "state.json").read_text())
 
 
+def test_local_backend_retries_a_killed_part_and_keeps_the_parts_already_rendered(tmp_path):
+    """A part's worker and Blender killed mid-render (a reclaimed host): the supervisor runs
+    that part again, the finished part is not rendered again, and the merge completes."""
+    import os
+    import signal
+    import time
+
+    from addon.core.backends.local.state import read_state
+    from addon.core.still_split import part_uri
+
+    src = make_scene(tmp_path / "src.blend", "--frames", "1", "--size", "48x48")
+    blend = tune_scene(src, tmp_path / "s.blend", 48, 48, 600, denoise=False)  # ~seconds a part
+    spec, spec_uri = pack_job(path_to_uri(tmp_path / "store", directory=True), blend, [1], 2,
+                              image_format="PNG", submission_id="poster-kill", size=(48, 48))  # fmt: skip
+    backend = LocalBackend(concurrency=1, max_attempts=3)
+    record = backend.submit(spec, spec_uri)
+    state_dir = Path(record.jobs["state_dir"])
+    first = local_path(part_uri(spec, 1, 0))
+    deadline = time.monotonic() + 240
+    while True:  # part 0 done, part 1 rendering: kill part 1's worker and its Blender
+        assert time.monotonic() < deadline, backend.logs(record, -1)
+        state = read_state(state_dir)
+        log = Path(state.slices[1].log) if state.slices[1].log else None
+        if first.exists() and state.slices[1].pid and log and "Rendering part 2/2" in log.read_text():
+            os.killpg(state.slices[1].pid, signal.SIGKILL)
+            break
+        time.sleep(0.02)
+    stamp = first.stat()
+    assert not local_path(part_uri(spec, 1, 1)).exists()  # killed before its part was uploaded
+    status = wait(backend, record, timeout=300)
+    assert status.state == "SUCCEEDED", backend.logs(record, -1)
+    assert (status.parts_total, status.parts_done) == (2, 2)
+    state = read_state(state_dir)
+    assert (state.slices[0].attempts, state.slices[1].attempts) == (1, 2)
+    assert (first.stat().st_ino, first.stat().st_mtime_ns) == (stamp.st_ino, stamp.st_mtime_ns)
+    assert local_path(spec.frame_uri(1)).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_aws_batch_submits_the_part_array_and_the_merge_job(aws_settings, s3_bucket):
     from addon.core.storage import S3Store
     from tests.test_aws_batch_support import BUCKET, CallCounter, clients_of, create_batch_env
