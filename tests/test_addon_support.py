@@ -12,6 +12,7 @@ from __future__ import annotations
 import atexit
 import functools
 import importlib.util
+import os
 import shutil
 import sys
 import tempfile
@@ -36,7 +37,11 @@ def load_build_addon() -> Any:
 
 @functools.lru_cache(maxsize=1)
 def built_zip() -> Path:
-    """The extension zip, built once per test process into a temp folder."""
+    """The extension zip, built once per test process into a temp folder; or the one
+    ``ABR_TEST_ADDON_ZIP`` names (the GUI tier builds it once, outside the Blender under test)."""
+    given = os.environ.get("ABR_TEST_ADDON_ZIP")
+    if given:
+        return Path(given)
     build_addon = load_build_addon()
     out = Path(tempfile.mkdtemp(prefix="abr-dist-"))
     atexit.register(shutil.rmtree, out, True)

@@ -94,9 +94,10 @@ def test_seconds_per_frame_from_upload_times():
     slices = [[1, 2, 3], [4, 5, 6]]
     f2s = {f: i for i, s in enumerate(slices) for f in s}
     records = seconds_per_frame_records(slices, {1: 100.0, 2: 110.0, 3: 120.0, 4: 105.0}, f2s)
-    assert set(records) == {0}  # one frame of slice 1 gives no interval
+    assert records[1].seconds_per_frame is None  # one frame of slice 1 gives no interval...
+    assert (records[1].frames_done, records[1].updated_at) == (1, 105.0)  # ...but a time to count from
     assert records[0].seconds_per_frame == pytest.approx(10.0)
-    assert records[0].frames_done == 2
+    assert (records[0].frames_done, records[0].state, records[0].updated_at) == (3, "SUCCEEDED", 120.0)
 
 
 # --- submit round trip -----------------------------------------------------------------

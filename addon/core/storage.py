@@ -12,6 +12,7 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -28,6 +29,12 @@ URI_HELP = "use s3://bucket/key for S3 or file:///absolute/path for a local fold
 
 #: called with the number of bytes just transferred (from transfer threads)
 ProgressCallback = Callable[[int], None]
+#: bytes per part of a file:// copy: the most one part takes before Cancel is seen
+COPY_PART = 8 * 1024 * 1024
+
+
+class TransferCancelled(StorageError):
+    """A copy stopped because its ``cancel`` event was set; nothing was left behind."""
 
 
 @dataclass(frozen=True)
@@ -111,9 +118,15 @@ class Store(ABC):
 
     @abstractmethod
     def put_file(
-        self, src: str | os.PathLike[str], uri: str, progress: ProgressCallback | None = None
+        self,
+        src: str | os.PathLike[str],
+        uri: str,
+        progress: ProgressCallback | None = None,
+        cancel: threading.Event | None = None,
     ) -> None:
-        """Upload atomically: readers see the old object, or none, or the whole new one."""
+        """Upload atomically: readers see the old object, or none, or the whole new one.
+        Stores that copy in parts check ``cancel`` between parts and raise
+        :class:`TransferCancelled` once it is set, leaving nothing behind."""
 
     @abstractmethod
     def put_bytes(self, data: bytes, uri: str) -> None: ...
@@ -164,17 +177,21 @@ class FileStore(Store):
             raise StorageError(f"Cannot read {uri}: {exc.strerror or exc}.") from None
 
     def put_file(
-        self, src: str | os.PathLike[str], uri: str, progress: ProgressCallback | None = None
+        self,
+        src: str | os.PathLike[str],
+        uri: str,
+        progress: ProgressCallback | None = None,
+        cancel: threading.Event | None = None,
     ) -> None:
+        """Copies in parts of :data:`COPY_PART` bytes, reporting each and checking ``cancel``
+        between them: a large file stops within a part, and its temp file is removed."""
         dest = self._path(uri)
         if not Path(src).is_file():
             raise StorageError(f"Cannot upload {src}: no such file.")
         try:
-            _atomic_copy(Path(src), dest)
+            _atomic_copy(Path(src), dest, progress, cancel)
         except OSError as exc:
             raise StorageError(f"Cannot write {uri}: {exc.strerror or exc}.") from None
-        if progress:
-            progress(dest.stat().st_size)
 
     def put_bytes(self, data: bytes, uri: str) -> None:
         dest = self._path(uri)
@@ -287,9 +304,17 @@ class S3Store(Store):
             raise translate_s3_error(exc, "read", uri, "s3:GetObject") from None
 
     def put_file(
-        self, src: str | os.PathLike[str], uri: str, progress: ProgressCallback | None = None
+        self,
+        src: str | os.PathLike[str],
+        uri: str,
+        progress: ProgressCallback | None = None,
+        cancel: threading.Event | None = None,
     ) -> None:
+        """``cancel`` is checked before the transfer starts; a pack's upload cancels in the
+        middle of a file through its own transfer manager (:mod:`.submit.upload`)."""
         loc = self._loc(uri)
+        if cancel is not None and cancel.is_set():
+            raise TransferCancelled(f"Uploading {Path(src).name} was cancelled.")
         try:
             self.client.upload_file(
                 str(src), loc.bucket, loc.key, Config=self.transfer_config(), Callback=progress
@@ -359,16 +384,34 @@ def open_store(uri: str, settings: AwsSettings | None = None, **s3_options: Any)
     return S3Store(settings, **s3_options)
 
 
-def _atomic_copy(src: Path, dest: Path) -> None:
+def _atomic_copy(
+    src: Path, dest: Path, progress: ProgressCallback | None = None, cancel: threading.Event | None = None
+) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = _temp_beside(dest)
     os.close(fd)
     try:
-        shutil.copyfile(src, tmp)
+        if progress is None and cancel is None:
+            shutil.copyfile(src, tmp)
+        else:
+            _copy_in_parts(src, Path(tmp), progress, cancel)
         os.replace(tmp, dest)
     except BaseException:
         _unlink(tmp)
         raise
+
+
+def _copy_in_parts(src: Path, dest: Path, progress: ProgressCallback | None, cancel: threading.Event | None) -> None:
+    with open(src, "rb") as fin, open(dest, "wb") as fout:
+        while True:
+            if cancel is not None and cancel.is_set():
+                raise TransferCancelled(f"Copying {src.name} was cancelled.")
+            part = fin.read(COPY_PART)
+            if not part:
+                return
+            fout.write(part)
+            if progress:
+                progress(len(part))
 
 
 def _temp_beside(dest: Path) -> tuple[int, str]:

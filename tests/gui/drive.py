@@ -13,6 +13,7 @@ exits 0 only when every step passed.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -193,6 +194,10 @@ def scenario():
     yield 2.0
     mod = addon()
     log(f"add-on {mod.__name__} loaded in Blender {bpy.app.version_string}")
+    # the point of this tier: this Blender cannot import requests at all (Debian packages
+    # none), and every step below (submit, render, cancel, download, reopen) works anyway
+    assert importlib.util.find_spec("requests") is None, "requests is importable in this Blender"
+    RESULTS["requests_importable"] = False
     assert "requests" not in sys.modules, "requests was imported (Debian's Blender has none)"
     scene = bpy.context.scene
     scene.awsbatch.backend = "LOCAL"

@@ -16,6 +16,7 @@ from typing import Any
 from ..exitcodes import CONTENT_ERROR
 from ..progress import SliceProgress
 from ..still_split import parts_done_text
+from .eta import SCHEDULE
 
 # AWS Batch job states, in pipeline order; the local backend uses the same words.
 PENDING_STATES = ("SUBMITTED", "PENDING", "RUNNABLE")
@@ -198,11 +199,16 @@ def summarize(
     spf = mean_seconds_per_frame(records)
     active = sum(chunk_counts.get(s, 0) for s in ACTIVE_STATES)
     pending = sum(chunk_counts.get(s, 0) for s in PENDING_STATES)
-    rate = THROUGHPUT.observe(submission_id, frames_done, time.time() if now is None else now)
+    now = time.time() if now is None else now
+    rate = THROUGHPUT.observe(submission_id, frames_done, now)
     started = sum(1 for r in records if r.seconds_per_frame and r.frames_done < r.frames_total)
     straggler = straggler_seconds(records, max(0, active - started))
-    eta = None if state in DONE_STATES else estimate_eta(frames_total - frames_done, spf, active, pending, rate,
-                                                         straggler)
+    # the chunks' schedule when their progress records tell it; throughput, then averages, before
+    eta = SCHEDULE.estimate(submission_id, records, chunk_counts, frames_total - frames_done, now)
+    if eta is None:
+        eta = estimate_eta(frames_total - frames_done, spf, active, pending, rate, straggler)
+    if state in DONE_STATES:
+        eta = None
     if state in ("SUCCEEDED",):
         eta = 0.0
     return JobStatus(

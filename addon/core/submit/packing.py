@@ -62,9 +62,21 @@ class PackResult:
         return sum(self.sizes.values())
 
 
-def sha256_file(path: str | os.PathLike[str]) -> str:
+#: bytes hashed between two looks at Cancel (~20 ms of sha256 on one core)
+HASH_BLOCK = 4 * 1024 * 1024
+
+
+def sha256_file(path: str | os.PathLike[str], check_cancel: Callable[[], None] | None = None) -> str:
+    """The file's sha256; ``check_cancel`` (which raises to stop) is called between blocks."""
+    digest = hashlib.sha256()
     with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
+        while True:
+            if check_cancel is not None:
+                check_cancel()
+            block = fh.read(HASH_BLOCK)
+            if not block:
+                return digest.hexdigest()
+            digest.update(block)
 
 
 def choose_project_root(blend_dir: Path, dependencies: list[Path]) -> Path:
@@ -184,7 +196,7 @@ def _pack_locked(
         if path.suffix.lower() == ".blend":
             normalize_gzip_header(path)
         rel = path.relative_to(pack_dir).as_posix()
-        result.files[rel] = sha256_file(path)
+        result.files[rel] = sha256_file(path, check_cancel)
         result.sizes[rel] = path.stat().st_size
         if progress:
             progress(done, len(paths), rel)

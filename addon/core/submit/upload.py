@@ -225,7 +225,8 @@ def _upload_store(
     cancel: threading.Event,
     concurrency: int,
 ) -> None:
-    """Any other store: ``put_file`` per file from a pool of threads."""
+    """Any other store: ``put_file`` per file from a pool of threads; a file:// copy goes in
+    parts and stops at the next part once ``cancel`` is set (``TransferCancelled``)."""
     stop = threading.Event()  # set on cancel or on the first failure
 
     def transfer_callback(amount: int) -> None:
@@ -234,7 +235,7 @@ def _upload_store(
     def upload_one(sha: str) -> None:
         if stop.is_set() or cancel.is_set():
             return
-        store.put_file(sources[sha], join_uri(inputs_uri, sha), progress=transfer_callback)
+        store.put_file(sources[sha], join_uri(inputs_uri, sha), progress=transfer_callback, cancel=cancel)
         tracker.file_done()
 
     with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="abr-upload") as pool:

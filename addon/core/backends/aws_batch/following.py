@@ -50,7 +50,9 @@ log = logging.getLogger(__name__)
 def seconds_per_frame_records(
     slices: list[list[int]], frame_times: dict[int, float], frame_to_slice: dict[int, int]
 ) -> dict[int, SliceProgress]:
-    """Per-slice render speed from the upload times of consecutive frames of each slice."""
+    """Per-slice progress from the upload times of its frames: frames done, the time of the
+    latest (what the ETA counts a chunk's next frame from) and the render speed from the
+    times between consecutive frames (none until a slice has two)."""
     by_slice: dict[int, list[float]] = {}
     for frame, t in frame_times.items():
         s = frame_to_slice.get(frame)
@@ -59,14 +61,29 @@ def seconds_per_frame_records(
     records = {}
     for s, times in by_slice.items():
         times.sort()
-        if len(times) >= 2 and times[-1] > times[0]:
-            records[s] = SliceProgress(
-                index=s,
-                frames_total=len(slices[s]),
-                frames_done=len(times) - 1,
-                seconds_per_frame=(times[-1] - times[0]) / (len(times) - 1),
-            )
+        spf = (times[-1] - times[0]) / (len(times) - 1) if len(times) >= 2 and times[-1] > times[0] else None
+        records[s] = SliceProgress(
+            index=s,
+            frames_total=len(slices[s]),
+            frames_done=len(times),
+            seconds_per_frame=spf,
+            state="SUCCEEDED" if len(times) >= len(slices[s]) else "RUNNING",
+            updated_at=times[-1],
+        )
     return records
+
+
+def _merge_progress(records: dict[int, SliceProgress], index: int, read: SliceProgress) -> None:
+    """A worker's progress record read earlier, merged with what the frame listing shows now:
+    the record while it is as new (its render time is the worker's own), else the listing's
+    count and latest frame time (a record is read once in a while and goes stale) with the
+    worker's start time, which the listing cannot know."""
+    listed = records.get(index)
+    if listed is None or read.frames_done >= listed.frames_done:
+        records[index] = read
+        return
+    listed.started_at = listed.started_at or read.started_at
+    listed.seconds_per_frame = listed.seconds_per_frame or read.seconds_per_frame
 
 
 class Follower(BatchJobs):
@@ -97,7 +114,7 @@ class Follower(BatchJobs):
             self._read_progress(record, spec, entries, f2s.get(latest, 0) if latest is not None else 0)
         for (sid, index), rec in self._progress_cache.items():
             if sid == record.submission_id and rec.seconds_per_frame:
-                records[index] = rec
+                _merge_progress(records, index, rec)
 
         created = [described[e.render_job_id].get("createdAt", 0) for e in entries]
         stops = [j.get("stoppedAt", 0) for j in described.values()]

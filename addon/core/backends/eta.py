@@ -1,0 +1,176 @@
+"""The time left for a submission, from a schedule of its chunks rather than an average.
+
+A submission's chunks run a few at a time (the local backend's concurrency, the compute
+environment's instances on AWS); each pays a start-up (Blender starting, the scene
+loading, on AWS the container) and then renders its frames one after another. So the
+time left is a schedule: every running chunk finishes its own frames at its own pace,
+counted from its last frame; each waiting chunk takes the first slot that frees up, pays
+the start-up and renders its frames. The estimate is when the last slot frees.
+
+What it learns comes from the per-slice progress records both backends read, seen poll
+after poll in this process (:class:`ChunkSchedule` keeps that history per submission):
+- the wall-clock pace of a chunk: seconds between its frames as they arrive, which counts
+  the saving, uploading and sharing of the CPU that the render time leaves out;
+- the start-up: from a chunk's start (``started_at``) to its first frame, less one frame.
+Pure functions and plain data: no bpy, no I/O.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from ..progress import SliceProgress
+
+ACTIVE = ("STARTING", "RUNNING")
+#: the weight of a chunk's newest frame interval in its own pace
+RECENT_WEIGHT = 0.5
+#: ... in the pace of all chunks (a shared machine slows down and speeds up as it goes)
+SHARED_WEIGHT = 0.2
+#: the weight of the newest chunk's start-up in the start-up of chunks still to come
+STARTUP_WEIGHT = 0.5
+WAITING = ("SUBMITTED", "PENDING", "RUNNABLE")
+
+
+@dataclass
+class _Slice:
+    first_seen: tuple[int, float] = (0, 0.0)  # (frames done, time of the last frame) at first sight
+    last: tuple[int, float] = (0, 0.0)
+    started_at: float = 0.0
+    first_frame_at: float = 0.0  # when its first frame arrived, if seen going 0 -> 1
+    recent: float = 0.0  # seconds per frame, recent frames weighing most (0: unknown)
+
+
+@dataclass
+class _History:
+    slices: dict[int, _Slice] = field(default_factory=dict)
+    capacity: int = 0  # the most chunks seen running at once while others waited
+    pace: float = 0.0  # seconds per frame over every chunk, recent frames weighing most
+    lead: float = -1.0  # seconds from a slot freeing to the first frame there (-1: unknown)
+    ends: list[float] = field(default_factory=list)  # when each finished chunk wrote its last frame
+    started: int = 0  # chunks that had started (running or ended) at the last poll
+    activations: list[float] = field(default_factory=list)  # the poll that first saw each of them
+
+
+class ChunkSchedule:
+    """Per-submission history of the progress records, and the schedule estimate."""
+
+    def __init__(self) -> None:
+        self._runs: dict[str, _History] = {}
+
+    def forget(self, submission_id: str) -> None:
+        self._runs.pop(submission_id, None)
+
+    def estimate(
+        self,
+        submission_id: str,
+        records: Iterable[SliceProgress],
+        chunk_counts: Mapping[str, int],
+        frames_left: int,
+        now: float,
+    ) -> float | None:
+        """Seconds until the last frame, or None while no chunk has a pace yet (or the
+        records carry no times: then the caller falls back to throughput)."""
+        if frames_left <= 0:
+            return 0.0
+        records = [r for r in records if r.updated_at]
+        if not records:
+            return None
+        hist = self._runs.setdefault(submission_id, _History())
+        for r in records:
+            self._observe(hist, r)
+        active = sum(chunk_counts.get(s, 0) for s in ACTIVE)
+        waiting = sum(chunk_counts.get(s, 0) for s in WAITING)
+        started = active + sum(chunk_counts.get(s, 0) for s in ("SUCCEEDED", "FAILED", "CANCELLED"))
+        hist.activations += [now] * max(0, started - hist.started)
+        hist.started = started
+        if waiting:
+            hist.capacity = max(hist.capacity, active)
+        pace = hist.pace or _render_pace(records)
+        if pace is None:
+            return None
+        startup = max(0.0, hist.lead - pace) if hist.lead >= 0 else pace  # the lead less its frame
+        running = [r for r in records if r.state == "RUNNING" and r.frames_done < r.frames_total]
+        ends = []
+        left_in_running = 0
+        for r in running:
+            own = _slice_pace(hist.slices.get(r.index)) or pace
+            left = r.frames_total - r.frames_done
+            left_in_running += left
+            if r.frames_done:
+                since = max(0.0, now - r.updated_at)
+                ends.append(max(left * own - since, (left - 1 + 0.1) * own))
+            else:
+                began = _freed(hist, r.started_at) if r.started_at else now
+                ends.append(max(began + startup + own - now, 0.1 * own) + (left - 1) * own)
+        # running without a record yet (AWS reads one now and then): started when a poll
+        # first saw that many chunks running, with a share of the frames no record claims
+        unseen = max(0, active - len(running))
+        size = max(0, frames_left - left_in_running) / (waiting + unseen) if waiting + unseen else 0.0
+        for began in sorted(hist.activations)[len(hist.activations) - unseen :] if unseen else ():
+            ends.append(max(began + startup + pace - now, 0.1 * pace) + (size - 1) * pace)
+        slots = [*ends, *[0.0] * max(0, max(hist.capacity, active, 1) - len(ends))]
+        heapq.heapify(slots)
+        finish = max(ends, default=0.0)
+        for _ in range(waiting):
+            t = heapq.heappop(slots) + startup + size * pace
+            finish = max(finish, t)
+            heapq.heappush(slots, t)
+        return finish
+
+    @staticmethod
+    def _observe(hist: _History, r: SliceProgress) -> None:
+        s = hist.slices.get(r.index)
+        now_seen = (r.frames_done, r.updated_at)
+        if s is None or r.frames_done < s.last[0]:  # new, or a retry started it again
+            s = hist.slices[r.index] = _Slice(first_seen=now_seen, last=now_seen)
+        if s.first_seen[0] == 0:  # the pace counts from a frame, never from the start-up
+            s.first_seen = now_seen
+        if r.started_at:
+            s.started_at = r.started_at
+        if s.last[0] > 0 and r.frames_done > s.last[0] and r.updated_at > s.last[1]:
+            step = (r.updated_at - s.last[1]) / (r.frames_done - s.last[0])
+            s.recent = _blend(s.recent, step, RECENT_WEIGHT)
+            hist.pace = _blend(hist.pace, step, SHARED_WEIGHT)
+        if r.frames_done == 1 and s.last[0] == 0 and not s.first_frame_at and s.started_at:
+            s.first_frame_at = r.updated_at
+            # from when its slot freed (the chunk before it ended), so the time the next
+            # chunk takes to be started counts too
+            lead = max(0.0, s.first_frame_at - _freed(hist, s.started_at))
+            hist.lead = lead if hist.lead < 0 else STARTUP_WEIGHT * lead + (1 - STARTUP_WEIGHT) * hist.lead
+        if r.frames_done >= r.frames_total and s.last[0] < r.frames_total:
+            hist.ends.append(r.updated_at)
+        s.last = now_seen
+
+
+def _slice_pace(s: _Slice | None) -> float | None:
+    """A chunk's own pace, its latest frames weighing most: when fewer chunks share the
+    machine at the end, the last ones speed up."""
+    if s is None:
+        return None
+    if s.recent:
+        return s.recent
+    frames = s.last[0] - s.first_seen[0]
+    return (s.last[1] - s.first_seen[1]) / frames if frames > 0 and s.last[1] > s.first_seen[1] else None
+
+
+def _freed(hist: _History, started_at: float) -> float:
+    """When the slot of a chunk that started at ``started_at`` freed: the last chunk end
+    before it (so the time it took to start the next chunk counts), or its own start."""
+    return max((e for e in hist.ends if e <= started_at), default=started_at)
+
+
+def _blend(old: float, new: float, weight: float) -> float:
+    return new if not old else weight * new + (1 - weight) * old
+
+
+def _render_pace(records: list[SliceProgress]) -> float | None:
+    """The workers' own render times, until two frames of one chunk were seen."""
+    own = [(r.seconds_per_frame, r.frames_done) for r in records if r.seconds_per_frame and r.frames_done]
+    n = sum(d for _, d in own)
+    return sum(p * d for p, d in own) / n if n else None
+
+
+#: The process-wide history :func:`.status.summarize` feeds.
+SCHEDULE = ChunkSchedule()
