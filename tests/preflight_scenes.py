@@ -9,6 +9,9 @@ add-on. ``clean``: a camera, a baked cloth cache, a simple-expression driver. ``
 no camera, a color strip in the sequencer (renders without a camera), a registered text
 block (a warning). ``nested``: libraries
 linked two levels deep with relative paths (OUT must be ROOT/shots/seq/NAME.blend).
+``nested_moved``: the same chain at uneven depths (OUT must be ROOT/shots/seq/sh010/NAME.blend)
+after the props library moved: the main file still names its old place, the
+character library its new one (what Blender follows).
 """
 
 import os
@@ -184,12 +187,62 @@ def nested(scene, out):
     scene.collection.children.link(dst.collections[0])
 
 
+def nested_moved(out):
+    """ROOT/shots/seq/sh010/scene.blend links ROOT/lib/chars/char.blend, which links
+    ROOT/lib/props/prop.blend as '//../props/prop.blend'; prop.blend's texture is
+    '//tex/wood.png'. The props folder was ROOT/lib/props_old when the main file was saved:
+    its own record of the indirect library is stale, Blender finds it through char.blend."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(out))))
+
+    def save(path):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        bpy.ops.wm.save_as_mainfile(filepath=path, relative_remap=True)
+
+    def char_linking(props):
+        scene = base()
+        save(f"{root}/lib/chars/char.blend")
+        coll = bpy.data.collections.new("CharColl")
+        scene.collection.children.link(coll)
+        with bpy.data.libraries.load(f"{props}/prop.blend", link=True, relative=True) as (_src, dst):
+            dst.objects = ["Prop"]
+        coll.objects.link(dst.objects[0])
+        save(f"{root}/lib/chars/char.blend")
+
+    old = f"{root}/lib/props_old"
+    os.makedirs(f"{old}/tex", exist_ok=True)
+    scene = base()
+    img = bpy.data.images.new("wood", 4, 4)
+    img.filepath_raw, img.file_format = f"{old}/tex/wood.png", "PNG"
+    img.save()
+    mat = bpy.data.materials.new("Wood")
+    mat.use_nodes = True
+    mat.node_tree.nodes.new("ShaderNodeTexImage").image = img
+    obj(scene, "Prop").data.materials.append(mat)
+    save(f"{old}/prop.blend")
+    bpy.ops.file.make_paths_relative()
+    save(f"{old}/prop.blend")
+    char_linking(old)
+    scene = base()
+    camera(scene)
+    save(out)
+    with bpy.data.libraries.load(f"{root}/lib/chars/char.blend", link=True, relative=True) as (_src, dst):
+        dst.collections = ["CharColl"]
+    scene.collection.children.link(dst.collections[0])
+    save(out)
+    os.rename(old, f"{root}/lib/props")
+    char_linking(f"{root}/lib/props")
+
+
 def main(argv):
     out, kind = argv[0], argv[1]
     scene = base()
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     if kind == "nested":
         nested(scene, os.path.abspath(out))
+    elif kind == "nested_moved":
+        nested_moved(os.path.abspath(out))
+        sys.stdout.flush()
+        os._exit(0)
     else:
         {"bad": bad, "clean": clean, "sequencer": sequencer, "sequencer_driven": sequencer_driven}[kind](scene)
     bpy.ops.wm.save_as_mainfile(filepath=os.path.abspath(out), relative_remap=True)
