@@ -12,6 +12,11 @@ linked two levels deep with relative paths (OUT must be ROOT/shots/seq/NAME.blen
 ``nested_moved``: the same chain at uneven depths (OUT must be ROOT/shots/seq/sh010/NAME.blend)
 after the props library moved: the main file still names its old place, the
 character library its new one (what Blender follows).
+
+    preflight_scenes.py DIR findings
+
+writes one scene per finding into DIR (``FINDING_SCENES``: each triggers one check, in one
+Blender start), and ``clean.blend``.
 """
 
 import os
@@ -233,8 +238,134 @@ def nested_moved(out):
     char_linking(f"{root}/lib/props")
 
 
+def addon_props(scene):
+    """Settings of an add-on the reading Blender does not have: a property group on the
+    scene and a plain property on an object, registered only while the scene is made."""
+    camera(scene)
+
+    class AbrTestSettings(bpy.types.PropertyGroup):
+        strength: bpy.props.FloatProperty(default=1.0)
+
+    bpy.utils.register_class(AbrTestSettings)
+    bpy.types.Scene.abr_test_settings = bpy.props.PointerProperty(type=AbrTestSettings)
+    bpy.types.Object.abr_test_flag = bpy.props.BoolProperty()
+    scene.abr_test_settings.strength = 3.0
+    obj(scene, "Flagged").abr_test_flag = True
+
+
+def with_camera(fn):
+    def make(scene):
+        camera(scene)
+        fn(scene)
+
+    return make
+
+
+def marker_camera(scene):
+    camera(scene, active=False)
+    scene.timeline_markers.new("F_01", frame=1).camera = bpy.data.objects["Camera"]
+
+
+def zero_size(scene):
+    scene.render.resolution_x, scene.render.resolution_percentage = 4, 1
+
+
+def movie(scene):
+    if hasattr(scene.render.image_settings, "media_type"):  # 5.0+: movies are a media type
+        scene.render.image_settings.media_type = "VIDEO"
+    scene.render.image_settings.file_format = "FFMPEG"
+
+
+def missing_texture(scene):
+    mat = bpy.data.materials.new("Gone")
+    mat.use_nodes = True
+    img = bpy.data.images.new("gone", 4, 4)
+    img.source, img.filepath = "FILE", "//tex/gone.png"
+    mat.node_tree.nodes.new("ShaderNodeTexImage").image = img
+    obj(scene, "Textured").data.materials.append(mat)
+
+
+def rigid_body(scene):
+    bpy.context.view_layer.objects.active = obj(scene, "Body")
+    bpy.ops.rigidbody.world_add()
+    scene.rigidbody_world.collection = bpy.data.collections.new("RigidBodies")
+
+
+def fluid(scene):
+    obj(scene, "Domain").modifiers.new("Fluid", "FLUID").fluid_type = "DOMAIN"
+
+
+def cloth_after_range(scene):
+    """Unbaked cloth that starts simulating after the render range: nothing to carry over."""
+    cache = obj(scene, "Cloth").modifiers.new("Cloth", "CLOTH").point_cache
+    cache.frame_end, cache.frame_start = 40, scene.frame_end + 5
+
+
+def gn_disk(scene):
+    sim = gn_simulation(obj(scene, "GeoSim"))
+    sim.bake_target, sim.bake_directory = "DISK", "//bakes"
+
+
+def gn_packed(scene):
+    """The default bake target since 4.2: whether it holds a bake is not readable from Python."""
+    gn_simulation(obj(scene, "GeoSim")).bake_target = "PACKED"
+
+
+def eevee(scene):
+    engines = {e.identifier for e in bpy.types.RenderSettings.bl_rna.properties["engine"].enum_items}
+    scene.render.engine = "BLENDER_EEVEE" if "BLENDER_EEVEE" in engines else "BLENDER_EEVEE_NEXT"
+
+
+def cycles_gpu(scene):
+    scene.render.engine = "CYCLES"
+    scene.cycles.device = "GPU"
+
+
+def script(scene):
+    text = bpy.data.texts.new("rig_ui.py")
+    text.write("print('hello')\n")
+    text.use_module = True
+
+
+#: scene name -> what makes it (each on a fresh scene with a camera unless it is about cameras)
+FINDING_SCENES = {
+    "no_camera": lambda scene: camera(scene, active=False),
+    "marker_camera": marker_camera,
+    "zero_size": with_camera(zero_size),
+    "movie": with_camera(movie),
+    "missing_texture": with_camera(missing_texture),
+    "cloth": with_camera(lambda scene: obj(scene, "Cloth").modifiers.new("Cloth", "CLOTH")),
+    "soft_body": with_camera(lambda scene: obj(scene, "Soft").modifiers.new("Softbody", "SOFT_BODY")),
+    "particles": with_camera(lambda scene: obj(scene, "Emitter").modifiers.new("Particles", "PARTICLE_SYSTEM")),
+    "rigid_body": with_camera(rigid_body),
+    "geometry_nodes": with_camera(gn_disk),
+    "cloth_after_range": with_camera(cloth_after_range),
+    "gn_packed": with_camera(gn_packed),
+    "python_driver": with_camera(lambda scene: driver(obj(scene, "Driven"), "int(str(frame))")),
+    "script": with_camera(script),
+    "addon_node": with_camera(lambda scene: addon_tree()),
+    "addon_props": addon_props,
+    "eevee": with_camera(eevee),
+    "cycles_gpu": with_camera(cycles_gpu),
+    "fluid": with_camera(fluid),  # last: Blender 4.5 can hang after evaluating a fluid domain
+}
+
+
+def findings(folder):
+    for name, fn in {"clean": clean, **FINDING_SCENES}.items():
+        fn(base())
+        path = os.path.join(folder, f"{name}.blend")
+        bpy.ops.wm.save_as_mainfile(filepath=path, relative_remap=True)
+        print("made", path, flush=True)
+
+
 def main(argv):
     out, kind = argv[0], argv[1]
+    if kind == "findings":
+        os.makedirs(out, exist_ok=True)
+        findings(os.path.abspath(out))
+        sys.stdout.flush()
+        os._exit(0)
     scene = base()
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     if kind == "nested":
