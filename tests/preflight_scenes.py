@@ -311,6 +311,17 @@ def gn_packed(scene):
     gn_simulation(obj(scene, "GeoSim")).bake_target = "PACKED"
 
 
+def gn_packed_baked(scene):
+    """A simulation baked into the file (the default target): the check reads the file to see it."""
+    o = obj(scene, "GeoSim")
+    mod = gn_simulation(o)
+    bpy.context.view_layer.objects.active = o
+    with bpy.context.temp_override(object=o, active_object=o, selected_objects=[o]):
+        bpy.ops.object.geometry_node_bake_single(
+            session_uid=o.session_uid, modifier_name=mod.name, bake_id=mod.bakes[0].bake_id
+        )
+
+
 def eevee(scene):
     engines = {e.identifier for e in bpy.types.RenderSettings.bl_rna.properties["engine"].enum_items}
     scene.render.engine = "BLENDER_EEVEE" if "BLENDER_EEVEE" in engines else "BLENDER_EEVEE_NEXT"
@@ -341,6 +352,7 @@ FINDING_SCENES = {
     "geometry_nodes": with_camera(gn_disk),
     "cloth_after_range": with_camera(cloth_after_range),
     "gn_packed": with_camera(gn_packed),
+    "gn_packed_baked": with_camera(gn_packed_baked),
     "python_driver": with_camera(lambda scene: driver(obj(scene, "Driven"), "int(str(frame))")),
     "script": with_camera(script),
     "addon_node": with_camera(lambda scene: addon_tree()),

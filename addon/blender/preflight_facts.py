@@ -111,6 +111,8 @@ def _node_bakes(scene: Any, obj: Any, mod: Any, owner: str) -> Iterator[dict[str
         yield {
             "kind": "geometry_nodes", "owner": owner, "baked": _gn_baked(obj, mod, bake, target),
             "frame_start": int(start), "frame_end": int(end),
+            # to find a packed bake in the saved file (addon/core/submit/packed_bakes.py)
+            "bake_id": None if bake is None else int(bake.bake_id), "linked": obj.library is not None,
         }  # fmt: skip
 
 
