@@ -332,6 +332,16 @@ def cycles_gpu(scene):
     scene.cycles.device = "GPU"
 
 
+def material_driver(scene):
+    """A Python driver on a shader node input: it lives in the material's own node tree."""
+    mat = bpy.data.materials.new("Driven Wood")
+    mat.use_nodes = True
+    fcurve = mat.node_tree.nodes["Principled BSDF"].inputs["Roughness"].driver_add("default_value")
+    fcurve.driver.type = "SCRIPTED"
+    fcurve.driver.expression = "int(str(frame)) / 10"
+    obj(scene, "Painted").data.materials.append(mat)
+
+
 def script(scene):
     text = bpy.data.texts.new("rig_ui.py")
     text.write("print('hello')\n")
@@ -354,6 +364,7 @@ FINDING_SCENES = {
     "gn_packed": with_camera(gn_packed),
     "gn_packed_baked": with_camera(gn_packed_baked),
     "python_driver": with_camera(lambda scene: driver(obj(scene, "Driven"), "int(str(frame))")),
+    "material_driver": with_camera(material_driver),
     "script": with_camera(script),
     "addon_node": with_camera(lambda scene: addon_tree()),
     "addon_props": addon_props,

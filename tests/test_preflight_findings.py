@@ -57,6 +57,7 @@ CASES = [
     # the default bake target (packed into the file): the check reads the saved file to tell
     ("SIM_NOT_BAKED", "gn_packed", "local", [SIMS["geometry_nodes"], "bake first"]),
     ("PYTHON_AUTORUN", "python_driver", "local", ["Driven", "the worker keeps off"]),
+    ("PYTHON_AUTORUN", "material_driver", "local", ["Driven Wood", "the worker keeps off"]),
     ("PYTHON_AUTORUN", "script", "local", ["rig_ui.py", "the worker keeps off"]),
     ("ADDON_NODES", "addon_node", "local", ["AddonTree: tree type"]),
     ("ADDON_PROPS", "addon_props", "local", ["Scene Scene: abr_test_settings", "apply their result"]),

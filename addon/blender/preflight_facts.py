@@ -130,21 +130,26 @@ def _gn_baked(obj: Any, mod: Any, bake: Any, target: str) -> bool | None:
 
 def _python_drivers() -> Iterator[str]:
     """Data-blocks with drivers whose expression needs Python (not Blender's simple
-    expression evaluator): without auto-run they are disabled."""
+    expression evaluator): without auto-run they are disabled. A material's (world's,
+    light's, scene's) own node tree keeps the drivers of its node inputs: named after it."""
     collections = (
         bpy.data.objects, bpy.data.meshes, bpy.data.materials, bpy.data.shape_keys, bpy.data.cameras,
         bpy.data.lights, bpy.data.scenes, bpy.data.worlds, bpy.data.node_groups, bpy.data.armatures,
+        bpy.data.curves, bpy.data.particles, bpy.data.textures, bpy.data.lattices,
     )  # fmt: skip
     for coll in collections:
         for idb in coll:
-            anim = getattr(idb, "animation_data", None)
-            if anim is None:
-                continue
-            for fcurve in anim.drivers:
-                drv = fcurve.driver
-                if drv.type == "SCRIPTED" and not drv.is_simple_expression:
+            embedded = getattr(idb, "node_tree", None) if coll is not bpy.data.node_groups else None
+            for holder in (idb, embedded):
+                if holder is not None and _has_python_driver(getattr(holder, "animation_data", None)):
                     yield idb.name
                     break
+
+
+def _has_python_driver(anim: Any) -> bool:
+    if anim is None:
+        return False
+    return any(f.driver.type == "SCRIPTED" and not f.driver.is_simple_expression for f in anim.drivers)
 
 
 def _addon_nodes() -> Iterator[str]:

@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "check",
         help="check a .blend for what would make its render fail or come back wrong",
         description="Read the scene with Blender and report, before anything is uploaded: camera, "
-        f"render size, missing files, unbaked simulations, Python drivers, add-on nodes, engine and "
+        f"render size, missing files, unbaked simulations, Python drivers, add-on nodes and settings, engine and "
         f"device, and (AWS) the worker image. Exit {SUCCESS}: fine; {CHECK_WARNINGS}: warnings; "
         f"{CHECK_ERRORS}: errors (submit would stop).",
     )
