@@ -24,6 +24,8 @@ import sys
 
 import bpy
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # Blender's --python adds no folder
+
 
 def base(frames: int = 4) -> bpy.types.Scene:
     bpy.ops.wm.read_factory_settings(use_empty=True)
@@ -148,94 +150,6 @@ def sequencer_driven(scene):
     worker): bpy 4.5 hung at exit after rendering it."""
     sequencer(scene)
     driver(obj(scene, "Driven"), "int(str(frame))")
-
-
-def nested(scene, out):
-    """ROOT/shots/seq/scene.blend links ROOT/lib/chars/char.blend, which links
-    ROOT/lib/props/prop.blend (relative to itself), whose material uses tex/wood.png."""
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(out))))
-
-    def save(path):
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        bpy.ops.wm.save_as_mainfile(filepath=path, relative_remap=True)
-
-    def link(path, names, into):
-        with bpy.data.libraries.load(path, link=True, relative=True) as (_src, dst):
-            dst.objects = names
-        for o in dst.objects:
-            into.objects.link(o)
-
-    os.makedirs(f"{root}/lib/props/tex", exist_ok=True)
-    img = bpy.data.images.new("wood", 4, 4)
-    img.filepath_raw, img.file_format = f"{root}/lib/props/tex/wood.png", "PNG"
-    img.save()
-    mat = bpy.data.materials.new("Wood")
-    mat.use_nodes = True
-    mat.node_tree.nodes.new("ShaderNodeTexImage").image = bpy.data.images.load(f"{root}/lib/props/tex/wood.png")
-    o = obj(scene, "Prop")
-    o.data.materials.append(mat)
-    save(f"{root}/lib/props/prop.blend")
-    bpy.ops.file.make_paths_relative()
-    save(f"{root}/lib/props/prop.blend")
-    scene = base()
-    save(f"{root}/lib/chars/char.blend")
-    coll = bpy.data.collections.new("CharColl")
-    scene.collection.children.link(coll)
-    link(f"{root}/lib/props/prop.blend", ["Prop"], coll)
-    coll.objects.link(bpy.data.objects.new("Char", None))
-    save(f"{root}/lib/chars/char.blend")
-    scene = base()
-    camera(scene)
-    save(out)
-    with bpy.data.libraries.load(f"{root}/lib/chars/char.blend", link=True, relative=True) as (_src, dst):
-        dst.collections = ["CharColl"]
-    scene.collection.children.link(dst.collections[0])
-
-
-def nested_moved(out):
-    """ROOT/shots/seq/sh010/scene.blend links ROOT/lib/chars/char.blend, which links
-    ROOT/lib/props/prop.blend as '//../props/prop.blend'; prop.blend's texture is
-    '//tex/wood.png'. The props folder was ROOT/lib/props_old when the main file was saved:
-    its own record of the indirect library is stale, Blender finds it through char.blend."""
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(out))))
-
-    def save(path):
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        bpy.ops.wm.save_as_mainfile(filepath=path, relative_remap=True)
-
-    def char_linking(props):
-        scene = base()
-        save(f"{root}/lib/chars/char.blend")
-        coll = bpy.data.collections.new("CharColl")
-        scene.collection.children.link(coll)
-        with bpy.data.libraries.load(f"{props}/prop.blend", link=True, relative=True) as (_src, dst):
-            dst.objects = ["Prop"]
-        coll.objects.link(dst.objects[0])
-        save(f"{root}/lib/chars/char.blend")
-
-    old = f"{root}/lib/props_old"
-    os.makedirs(f"{old}/tex", exist_ok=True)
-    scene = base()
-    img = bpy.data.images.new("wood", 4, 4)
-    img.filepath_raw, img.file_format = f"{old}/tex/wood.png", "PNG"
-    img.save()
-    mat = bpy.data.materials.new("Wood")
-    mat.use_nodes = True
-    mat.node_tree.nodes.new("ShaderNodeTexImage").image = img
-    obj(scene, "Prop").data.materials.append(mat)
-    save(f"{old}/prop.blend")
-    bpy.ops.file.make_paths_relative()
-    save(f"{old}/prop.blend")
-    char_linking(old)
-    scene = base()
-    camera(scene)
-    save(out)
-    with bpy.data.libraries.load(f"{root}/lib/chars/char.blend", link=True, relative=True) as (_src, dst):
-        dst.collections = ["CharColl"]
-    scene.collection.children.link(dst.collections[0])
-    save(out)
-    os.rename(old, f"{root}/lib/props")
-    char_linking(f"{root}/lib/props")
 
 
 def addon_props(scene):
@@ -392,8 +306,12 @@ def main(argv):
     scene = base()
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     if kind == "nested":
+        from preflight_library_scenes import nested
+
         nested(scene, os.path.abspath(out))
     elif kind == "nested_moved":
+        from preflight_library_scenes import nested_moved
+
         nested_moved(os.path.abspath(out))
         sys.stdout.flush()
         os._exit(0)
