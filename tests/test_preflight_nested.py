@@ -78,3 +78,19 @@ def test_a_missing_texture_inside_the_deepest_library_is_reported_with_its_path(
     with pytest.raises(MissingFilesError) as caught:
         pack_blend(blend, tmp_path / "pack", blender_missing=snap.missing_files)
     assert caught.value.missing == [str(texture)]
+
+
+def test_a_missing_library_two_levels_deep_is_reported_where_it_was_looked_for(project, tmp_path):
+    """Blender and the packer agree on the one library that is gone; the main file's stale
+    record of it (BAT reports that one too) is not counted."""
+    copy = tmp_path / "project"
+    shutil.copytree(project, copy, ignore=shutil.ignore_patterns("*.blend1"))
+    library = copy / "lib/props/prop.blend"
+    library.unlink()
+    blend = copy / MAIN
+    snap = read_scene(blend)
+    assert snap.missing_files == [str(library)]
+    assert str(copy / "lib/props_old/prop.blend") in bat_missing(blend)
+    with pytest.raises(MissingFilesError) as caught:
+        pack_blend(blend, tmp_path / "pack", blender_missing=snap.missing_files)
+    assert caught.value.missing == [str(library)]
