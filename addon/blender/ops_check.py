@@ -45,11 +45,13 @@ def check_context(scene: Any, context: Any, allow_missing: bool) -> Any:
 
 def run_check(context: Any, snapshot: Any = None) -> Any:
     """Check the open scene; store the findings for the panel and return the report."""
+    from ..core.submit.packed_bakes import settle_packed_bakes
     from ..core.submit.preflight import check_scene
 
     scene = context.scene
     if snapshot is None:
         snapshot = snapshot_scene(scene, blend_path=bpy.data.filepath, is_dirty=bpy.data.is_dirty)
+    settle_packed_bakes(snapshot)  # from the saved file, when nothing is unsaved
     report = check_scene(snapshot, check_context(scene, context, scene.awsbatch.allow_missing))
     context.window_manager.awsbatch.check_findings = json.dumps(report.to_dict())
     return report

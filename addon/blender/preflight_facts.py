@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import glob
 import os
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -28,6 +29,7 @@ def gather_facts(scene: Any) -> dict[str, Any]:
         "python_drivers": sorted(set(_python_drivers())),
         "scripts": sorted(t.name for t in bpy.data.texts if t.use_module),
         "addon_nodes": sorted(set(_addon_nodes())),
+        "addon_props": sorted(set(_addon_props())),
         # frames come out the size of the border, not the resolution: the worker checks no size
         "crop_to_border": bool(scene.render.use_border and scene.render.use_crop_to_border),
         # a still split by samples has at most one part per sample
@@ -109,6 +111,8 @@ def _node_bakes(scene: Any, obj: Any, mod: Any, owner: str) -> Iterator[dict[str
         yield {
             "kind": "geometry_nodes", "owner": owner, "baked": _gn_baked(obj, mod, bake, target),
             "frame_start": int(start), "frame_end": int(end),
+            # to find a packed bake in the saved file (addon/core/submit/packed_bakes.py)
+            "bake_id": None if bake is None else int(bake.bake_id), "linked": obj.library is not None,
         }  # fmt: skip
 
 
@@ -126,21 +130,26 @@ def _gn_baked(obj: Any, mod: Any, bake: Any, target: str) -> bool | None:
 
 def _python_drivers() -> Iterator[str]:
     """Data-blocks with drivers whose expression needs Python (not Blender's simple
-    expression evaluator): without auto-run they are disabled."""
+    expression evaluator): without auto-run they are disabled. A material's (world's,
+    light's, scene's) own node tree keeps the drivers of its node inputs: named after it."""
     collections = (
         bpy.data.objects, bpy.data.meshes, bpy.data.materials, bpy.data.shape_keys, bpy.data.cameras,
         bpy.data.lights, bpy.data.scenes, bpy.data.worlds, bpy.data.node_groups, bpy.data.armatures,
+        bpy.data.curves, bpy.data.particles, bpy.data.textures, bpy.data.lattices,
     )  # fmt: skip
     for coll in collections:
         for idb in coll:
-            anim = getattr(idb, "animation_data", None)
-            if anim is None:
-                continue
-            for fcurve in anim.drivers:
-                drv = fcurve.driver
-                if drv.type == "SCRIPTED" and not drv.is_simple_expression:
+            embedded = getattr(idb, "node_tree", None) if coll is not bpy.data.node_groups else None
+            for holder in (idb, embedded):
+                if holder is not None and _has_python_driver(getattr(holder, "animation_data", None)):
                     yield idb.name
                     break
+
+
+def _has_python_driver(anim: Any) -> bool:
+    if anim is None:
+        return False
+    return any(f.driver.type == "SCRIPTED" and not f.driver.is_simple_expression for f in anim.drivers)
 
 
 def _addon_nodes() -> Iterator[str]:
@@ -161,3 +170,60 @@ def _addon_nodes() -> Iterator[str]:
 
 def _from_addon(cls: type) -> bool:
     return not cls.__module__.startswith(_BUILTIN_MODULES)
+
+
+#: data-blocks whose add-on settings can change a render (the kinds add-ons store them on)
+_PROP_HOLDERS = (
+    "scenes", "objects", "meshes", "materials", "worlds", "cameras", "lights", "collections",
+    "node_groups", "images", "textures", "curves",
+)  # fmt: skip
+
+
+def _addon_props() -> Iterator[str]:
+    """Data-blocks holding settings of add-ons the worker (a factory-settings Blender) does
+    not have, as 'Kind Name: prop, ...'. Stored, not registered here: the add-on is missing
+    (Blender 5 keeps add-on settings apart from custom properties; 4.x mixes them, so there
+    only property groups count). Registered here: a property group whose class an add-on
+    outside Blender's own scripts defines (this add-on's own settings excepted)."""
+    registered: dict[type, dict[str, Any]] = {}
+    ours = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
+    roots = [ours, os.path.realpath(bpy.utils.system_resource("SCRIPTS"))]
+    for attr in _PROP_HOLDERS:
+        for idb in getattr(bpy.data, attr, ()):
+            rna = registered.setdefault(type(idb), dict(type(idb).bl_rna.properties.items()))
+            names = sorted(_addon_keys(idb, rna, roots))
+            if names:
+                owner = idb.name if idb.library is None else f"{idb.name} ({idb.library.name})"
+                yield f"{type(idb).__name__} {owner}: {', '.join(names)}"
+
+
+def _addon_keys(idb: Any, rna: dict[str, Any], roots: list[str]) -> Iterator[str]:
+    system = getattr(idb, "bl_system_properties_get", None)  # 5.0+
+    stored = system() if system is not None else idb
+    for key in stored.keys() if stored is not None else ():
+        if key.split("_", 1)[0] == "cycles":
+            continue  # Cycles (on every worker) leaves settings it no longer registers, e.g. on cameras
+        prop = rna.get(key)
+        if prop is None:
+            if system is not None or hasattr(stored[key], "to_dict"):  # 4.x: property groups only
+                yield key
+        elif prop.type in ("POINTER", "COLLECTION") and prop.is_runtime:
+            if _third_party(_group_class(idb, key), roots):
+                yield key
+
+
+def _group_class(idb: Any, key: str) -> type | None:
+    value = getattr(idb, key, None)
+    if isinstance(value, bpy.types.bpy_prop_collection):
+        value = value[0] if len(value) else None
+    return None if value is None else type(value)
+
+
+def _third_party(cls: type | None, roots: list[str]) -> bool:
+    """Whether a property group's class comes from an add-on outside ``roots`` (Blender's
+    own scripts, which the worker has, and this add-on, whose settings the worker needs not)."""
+    module = sys.modules.get(getattr(cls, "__module__", ""), None)
+    path = getattr(module, "__file__", None)
+    if not path:
+        return False
+    return not os.path.realpath(path).startswith(tuple(r + os.sep for r in roots))

@@ -117,8 +117,11 @@ def _missing_files() -> Iterator[str]:
             yield from check(image, image.filepath)
     for sound in bpy.data.sounds:
         yield from check(sound, sound.filepath)
-    for library in bpy.data.libraries:  # an indirect library is relative to its parent
-        yield from check(library, library.filepath, getattr(library, "parent", None))
+    for library in bpy.data.libraries:
+        # Blender keeps every library's path relative to the open file, indirect ones too
+        # (only the parent library's own record is relative to the parent): resolving it
+        # against the parent named a library two folders up as missing
+        yield from check(library, library.filepath)
     for clip in bpy.data.movieclips:
         yield from check(clip, clip.filepath)
     for font in bpy.data.fonts:

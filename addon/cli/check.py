@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "check",
         help="check a .blend for what would make its render fail or come back wrong",
         description="Read the scene with Blender and report, before anything is uploaded: camera, "
-        f"render size, missing files, unbaked simulations, Python drivers, add-on nodes, engine and "
+        f"render size, missing files, unbaked simulations, Python drivers, add-on nodes and settings, engine and "
         f"device, and (AWS) the worker image. Exit {SUCCESS}: fine; {CHECK_WARNINGS}: warnings; "
         f"{CHECK_ERRORS}: errors (submit would stop).",
     )
@@ -65,8 +65,10 @@ def preflight(
 ) -> Any:
     """The check for the CLI's arguments: AWS facts read only for the AWS backend; the scout
     render's peak memory against the job's, when a scout ran (``submit --chunk auto``)."""
+    from ..core.submit.packed_bakes import settle_packed_bakes
     from ..core.submit.preflight import CheckContext, check_scene, local_has_gpu
 
+    settle_packed_bakes(snapshot)  # the file is on disk: read its packed simulation bakes
     ctx = CheckContext(
         backend=args.backend, where="cli", device=args.device, allow_missing=args.allow_missing,
         stack=args.stack or "", peak_memory_mib=peak_memory_mib, memory_mib=memory_mib,

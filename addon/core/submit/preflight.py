@@ -214,6 +214,13 @@ def _worker_reproduces(facts: dict[str, Any]) -> list[Finding]:
             f"Nodes from add-ons the worker does not have: {'; '.join(nodes[:4])}; they render as "
             "nothing there: replace them with built-in nodes or apply their result"
         )))  # fmt: skip
+    props = facts.get("addon_props") or []
+    if props:
+        found.append(Finding("ADDON_PROPS", WARNING, (
+            f"Settings of add-ons the worker does not have are stored on {'; '.join(props[:4])}"
+            f"{' and more' if len(props) > 4 else ''}; nothing reads them there: if the render depends "
+            "on those add-ons, apply their result (or bake it) before submitting"
+        )))  # fmt: skip
     return found
 
 
