@@ -163,3 +163,19 @@ def test_connection_report_shows_no_cross_character(addon):
     type(p).draw(me, bpy.context)
     texts = fake.layout.texts()
     assert texts and not any("✕" in t or "✗" in t for t in texts), texts
+
+
+def test_a_task_is_no_longer_busy_when_its_end_is_read(addon):
+    """The timer restarts a preview fetch when the last one ends; if the ended thread still
+    counted as busy then, the restart was refused and the thumbnail stayed on an old frame."""
+    bg = mod("blender.background")
+    busy_at_end = 0
+    for i in range(200):
+        key = f"preview:race-{i}"
+        assert bg.start("preview", key, lambda cancel: None)
+        while True:
+            m = bg.MESSAGES.get(timeout=10)
+            if isinstance(m, bg.TaskEnded) and m.key == key:
+                busy_at_end += bg.busy(key)
+                break
+    assert busy_at_end == 0, f"{busy_at_end} of 200 ended tasks still busy when their end was read"

@@ -184,7 +184,12 @@ def _run(task: str, key: str, fn: Callable[..., None], args: tuple, kwargs: dict
             message = f"{task.capitalize()} failed unexpectedly: {type(exc).__name__}: {exc} (see the console)"
         post(TaskFailed(task, message, _submission_of(key)))
     finally:
-        post(TaskEnded(task, key))
+        # Forget the thread and post its end in one step: whoever reads TaskEnded may start the
+        # same key again at once, and whoever sees the key idle finds the TaskEnded queued.
+        with _lock:
+            if _running.get(key) is threading.current_thread():
+                del _running[key]
+            post(TaskEnded(task, key))
 
 
 def translate(exc: BaseException, task: str) -> str | None:
