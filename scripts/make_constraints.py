@@ -57,6 +57,8 @@ def resolve(blender: str) -> dict[str, str]:
             "cp",
             "--report",
             str(report),
+            "--target",  # older pips take --platform only with a target (nothing is written: dry run)
+            str(Path(tmp) / "target"),
             f"bpy=={blender}",
             "-r",
             str(REPO / "requirements" / "runtime.txt"),
