@@ -61,3 +61,43 @@ def test_install_submit_locally_and_get_the_video(tiny_scene, tmp_path, monkeypa
     stream = json.loads(out.stdout)["streams"][0]
     assert int(stream["nb_read_frames"]) == 3 and (stream["width"], stream["height"]) == (64, 36), stream
     reset_addon_state()
+
+
+def test_the_scenes_sound_reaches_the_video(tmp_path):
+    """The bpy 4.2 wheel is built without Audaspace: the submit lists the sound strips and
+    ffmpeg mixes them; a bpy with audio mixes down in Blender. Either way the video has sound."""
+    from pathlib import Path
+
+    from test_soundtrack import ADD_SOUND, probe
+
+    from addon.core.backends.local.backend import LocalBackend, wait
+    from addon.core.storage import path_to_uri
+    from addon.core.submit.options import SubmitOptions
+    from addon.core.submit.pipeline import prepare_submission
+    from addon.core.submit.scene_reader import read_scene
+    from tests.helpers import ROOT, make_scene
+
+    has_audio = bpy.app.build_options.audaspace
+    # a sound strip can only be added by a Blender with audio: the 4.5 LTS venv makes it
+    maker = Path(os.sys.executable) if has_audio else ROOT / ".venv-blender45" / "bin" / "python"
+    if not maker.is_file():
+        pytest.fail(f"{maker} is missing: run scripts/bootstrap.sh all first")
+    project = tmp_path / "sound"
+    project.mkdir()
+    blend = make_scene(project / "sound.blend", "--frames", "12", "--size", "64x36", "--samples", "1")
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "sine=frequency=440:duration=2",
+                    str(project / "tone.wav")], check=True, timeout=60)  # fmt: skip
+    subprocess.run([str(maker), "-c", ADD_SOUND, str(blend), str(project / "tone.wav")], check=True,
+                   capture_output=True, timeout=120)  # fmt: skip
+    snapshot = read_scene(blend)
+    assert snapshot.has_audio
+    root = path_to_uri(tmp_path / "store", directory=True)
+    spec, spec_uri, report = prepare_submission(blend, snapshot, SubmitOptions(chunk_size=6, threads=1), root)
+    assert report.warnings == [] and spec.output.video.audio is not None, report.warnings
+    backend = LocalBackend(concurrency=2)
+    status = wait(backend, backend.submit(spec, spec_uri), timeout=300)
+    assert status.state == "SUCCEEDED", status
+    info = probe(Path(status.video_uri[len("file://") :]))
+    kinds = {s["codec_type"]: s for s in info["streams"]}
+    assert kinds["audio"]["codec_name"] == "aac" and kinds["video"]["codec_name"] == "h264"
+    assert float(info["format"]["duration"]) < 0.7  # the scene's 12 frames, not the tone's 2 s
