@@ -1,14 +1,16 @@
 # syntax=docker/dockerfile:1
 # The worker image AWS Batch runs: `python -m worker render|stitch` (see worker/README.md).
 #
-#   docker build --build-arg BLENDER_VERSION=5.2.3  -t aws-batch-render-worker:5.2.3 .
-#   docker build --build-arg BLENDER_VERSION=4.5.15 -t aws-batch-render-worker:4.5.15 .
+#   docker build --build-arg BLENDER_VERSION=5.2.3  --build-arg PYTHON_VERSION=3.13 -t aws-batch-render-worker:5.2.3 .
+#   docker build --build-arg BLENDER_VERSION=4.2.23 --build-arg PYTHON_VERSION=3.11 -t aws-batch-render-worker:4.2.23 .
+# (`aws-batch-render publish-image --blender X.Y.Z` looks both up, builds and pushes.)
 #
-# Blender comes from the bpy wheel, which exists for one Python per Blender line: bpy 5.2
-# for Python 3.13, bpy 4.5 for Python 3.11. The base is the Debian release whose OWN
-# python3 is that version: Debian 13 (trixie, Python 3.13) for 5.2, Debian 12 (bookworm,
-# Python 3.11) for 4.5. One base stage per supported BLENDER_VERSION pins that pairing;
-# BLENDER_VERSION picks the stage (BuildKit and buildah build only the one used).
+# Any Blender with a bpy wheel on the package index (4.2 and newer). The wheel exists for
+# one Python per Blender version (cp311 for bpy 4.2-5.0, cp313 for 5.1+), read from the
+# wheel's tag on the index (addon/core/aws/bpy_wheels.py), and passed as PYTHON_VERSION.
+# The base is the Debian release whose OWN python3 is that version: Debian 12 (bookworm,
+# Python 3.11), Debian 13 (trixie, Python 3.13). One stage per Python; PYTHON_VERSION
+# picks it (BuildKit and buildah build only the one used).
 #
 # Why debian:*-slim with Debian's Python and not python:3.x-slim: CI has no image registry
 # to pull from, so it builds this Dockerfile on base images it makes itself with
@@ -21,15 +23,17 @@
 #
 # Reproducible: every package pip installs (bpy's own dependencies, pip and the setuptools
 # that builds the project, no build isolation) is pinned by
-# requirements/constraints-bpy-${BLENDER_VERSION}.txt, written by scripts/make_constraints.py.
+# requirements/constraints-bpy-${BLENDER_VERSION}.txt, written by scripts/make_constraints.py
+# (`python scripts/make_constraints.py X.Y.Z` for a version that has none yet).
 # The pins here must equal scripts/bootstrap.sh and requirements/runtime.txt
 # (tests/test_dockerfile.py and tests/test_image_constraints.py check).
 ARG BLENDER_VERSION=5.2.3
+ARG PYTHON_VERSION=3.13
 
-FROM debian:trixie-slim AS python-for-bpy-5.2.3
-FROM debian:bookworm-slim AS python-for-bpy-4.5.15
+FROM debian:trixie-slim AS python-3.13
+FROM debian:bookworm-slim AS python-3.11
 
-FROM python-for-bpy-${BLENDER_VERSION} AS worker
+FROM python-${PYTHON_VERSION} AS worker
 ARG BLENDER_VERSION
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -54,7 +58,8 @@ RUN apt-get update \
  && python3 -m venv /opt/venv
 
 WORKDIR /opt/aws-batch-render
-COPY requirements/ requirements/
+# only this version's pins: adding another version's file rebuilds nothing here
+COPY requirements/runtime.txt requirements/constraints-bpy-${BLENDER_VERSION}.txt requirements/
 RUN pip install -c "requirements/constraints-bpy-${BLENDER_VERSION}.txt" pip \
  && pip install -c "requirements/constraints-bpy-${BLENDER_VERSION}.txt" setuptools \
       "bpy==${BLENDER_VERSION}" -r requirements/runtime.txt

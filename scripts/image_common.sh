@@ -4,9 +4,18 @@
 IMAGE_CACHE=${AWS_BATCH_RENDER_IMAGE_CACHE:-/var/cache/aws-batch-render-ci}
 DEBIAN_MIRROR=${AWS_BATCH_RENDER_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 WORKER_IMAGE=localhost/aws-batch-render-worker
-# Blender version -> the Debian release whose own python3 matches the bpy wheel's tag.
-# Must agree with the Dockerfile's stages (tests/test_dockerfile.py checks).
-declare -A DEBIAN_FOR_BLENDER=([5.2.3]=trixie [4.5.15]=bookworm)
+
+image_args() {  # $1 = bpy version -> "PYTHON SUITE": the wheel's Python (from its constraints
+  # file, else the package index) and the Debian release whose own python3 it is
+  .venv/bin/python - "$1" <<'PY'
+import sys
+from pathlib import Path
+from addon.core.aws.bpy_wheels import debian_suite
+from addon.core.aws.image_versions import build_version
+full, python = build_version(sys.argv[1], Path("."), Path("Dockerfile").read_text())
+print(python, debian_suite(python))
+PY
+}
 
 bh() {  # buildah on the cache's storage; chroot isolation works where podman/runc do not
   buildah --root "$IMAGE_CACHE/storage" --runroot "$IMAGE_CACHE/runroot" --storage-driver overlay "$@"

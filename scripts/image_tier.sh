@@ -6,7 +6,8 @@
 # size within 10% of requirements/image-sizes.json, publish-image with buildah to a local
 # registry. Bases and layers are cached outside the repository ($IMAGE_CACHE): cold, this
 # debootstraps two Debians and downloads bpy twice; warm, it only rebuilds changed layers.
-#   scripts/image_tier.sh [VERSION ...]   (default: 5.2.3 4.5.15; extra versions are built only)
+#   scripts/image_tier.sh [VERSION ...]   (default: 5.2.3 4.5.15; any bpy version with a constraints
+#   file builds; extra versions are built only)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/image_common.sh
@@ -17,14 +18,20 @@ trap 'bh rm --all >/dev/null 2>&1 || true' EXIT
 versions=("$@")
 [ ${#versions[@]} -gt 0 ] || versions=(5.2.3 4.5.15)
 suites=()
-for v in "${versions[@]}"; do suites+=("${DEBIAN_FOR_BLENDER[$v]:?no Debian base known for Blender $v}"); done
+declare -A python_for=()
+for v in "${versions[@]}"; do
+  read -r py suite < <(image_args "$v") || true
+  [ -n "${suite:-}" ] || { echo "error: no Python/Debian base for bpy $v (see above)" >&2; exit 1; }
+  python_for[$v]=$py
+  suites+=("$suite")
+done
 scripts/image_bases.sh "${suites[@]}"
 echo "==> bases ready after $((SECONDS - start)) s"
 for v in "${versions[@]}"; do
   t=$SECONDS
   echo "==> buildah build $WORKER_IMAGE:$v"
   bh build --isolation chroot --pull=never --layers --quiet \
-    --build-arg "BLENDER_VERSION=$v" -t "$WORKER_IMAGE:$v" . >/dev/null
+    --build-arg "BLENDER_VERSION=$v" --build-arg "PYTHON_VERSION=${python_for[$v]}" -t "$WORKER_IMAGE:$v" . >/dev/null
   echo "==> built $WORKER_IMAGE:$v in $((SECONDS - t)) s, $(bh images --format '{{.Size}}' "$WORKER_IMAGE:$v")"
 done
 bh rm --all >/dev/null 2>&1 || true      # working containers a killed run left behind

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from addon.core.aws import bpy_wheels, image_versions, images
+
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
 
@@ -42,19 +44,18 @@ def dockerfile_instructions() -> list[tuple[str, str]]:
 DEBIAN_PYTHON = {"bookworm": "3.11", "trixie": "3.13"}
 
 
-def bpy_debian_stages() -> dict[str, str]:
-    """bpy version -> Debian release, from ``FROM debian:SUITE-slim AS python-for-bpy-V``."""
+def python_debian_stages() -> dict[str, str]:
+    """wheel Python -> Debian release, from ``FROM debian:SUITE-slim AS python-X.Y``."""
     stages = {}
     for word, rest in dockerfile_instructions():
-        m = re.match(r"^debian:(\w+)-slim\s+AS\s+python-for-bpy-([\w.]+)$", rest)
+        m = re.match(r"^debian:(\w+)-slim\s+AS\s+python-(\d+\.\d+)$", rest)
         if word == "FROM" and m:
             stages[m.group(2)] = m.group(1)
     return stages
 
 
-def bpy_python_stages() -> dict[str, str]:
-    """bpy version -> Python version (that of the stage's Debian)."""
-    return {bpy: DEBIAN_PYTHON[suite] for bpy, suite in bpy_debian_stages().items()}
+def constraints_python(bpy: str) -> str:
+    return image_versions.constraints_python((ROOT / images.constraints_file(bpy)).read_text())
 
 
 def bootstrap_pairs() -> dict[str, str]:
@@ -86,15 +87,20 @@ def apt_packages() -> list[str]:
 
 
 def test_blender_python_pairing_equals_bootstrap():
-    stages = bpy_python_stages()
-    assert stages == bootstrap_pairs() == {"5.2.3": "3.13", "4.5.15": "3.11"}
-    default = re.search(r"^ARG BLENDER_VERSION=(\S+)$", DOCKERFILE, re.M)
-    assert default and default.group(1) in stages
-    assert "FROM python-for-bpy-${BLENDER_VERSION} AS worker" in DOCKERFILE
-    # the bases are the Debian images CI makes stand-ins for (scripts/image_bases.sh)
-    assert bpy_debian_stages() == {"5.2.3": "trixie", "4.5.15": "bookworm"}
+    # one stage per wheel Python, on the Debian whose own python3 it is
+    stages = python_debian_stages()
+    assert stages == bpy_wheels.DEBIAN_FOR_PYTHON == {"3.13": "trixie", "3.11": "bookworm"}
+    assert all(DEBIAN_PYTHON[suite] == py for py, suite in stages.items())
+    assert "FROM python-${PYTHON_VERSION} AS worker" in DOCKERFILE
+    # the test environments pair bpy and Python as the constraints files (the wheel's tag) do
+    pairs = bootstrap_pairs()
+    assert pairs == {"5.2.3": "3.13", "4.5.15": "3.11"}
+    assert {bpy: constraints_python(bpy) for bpy in pairs} == pairs
+    defaults = dict(re.findall(r"^ARG (BLENDER_VERSION|PYTHON_VERSION)=(\S+)$", DOCKERFILE, re.M))
+    assert constraints_python(defaults["BLENDER_VERSION"]) == defaults["PYTHON_VERSION"]
+    # the image tier asks the same code publish-image uses for the build arguments
     common = (ROOT / "scripts" / "image_common.sh").read_text()
-    assert "DEBIAN_FOR_BLENDER=([5.2.3]=trixie [4.5.15]=bookworm)" in common
+    assert "build_version(" in common and "debian_suite(" in common
 
 
 def test_pip_steps_are_pinned_to_the_project_requirements():
@@ -107,7 +113,8 @@ def test_pip_steps_are_pinned_to_the_project_requirements():
         for part in step.split("&&"):
             if "pip install" in part and " . " not in f"{part} ":
                 assert constraint in part, f"pip install without the constraints file: {part!r}"
-    assert "COPY requirements/ requirements/" in DOCKERFILE
+    copy = "COPY requirements/runtime.txt requirements/constraints-bpy-${BLENDER_VERSION}.txt requirements/"
+    assert copy in DOCKERFILE
     # the apt step cleans its own cache instead of relying on the base image's hook
     apt = next(rest for word, rest in dockerfile_instructions() if word == "RUN" and "apt-get install" in rest)
     assert "apt-get clean" in apt and "rm -rf /var/lib/apt/lists/*" in apt
@@ -118,8 +125,7 @@ def test_this_environment_has_the_image_pins():
     for name, version in runtime_pins().items():
         assert importlib.metadata.version(name) == version, name
     here = f"{sys.version_info.major}.{sys.version_info.minor}"
-    bpy_for_here = [bpy for bpy, py in bpy_python_stages().items() if py == here]
-    assert bpy_for_here == [importlib.metadata.version("bpy")]
+    assert constraints_python(importlib.metadata.version("bpy")) == here
 
 
 def test_runs_as_non_root_with_the_worker_entrypoint():

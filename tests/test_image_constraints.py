@@ -1,5 +1,6 @@
 """requirements/constraints-bpy-<VERSION>.txt (scripts/make_constraints.py): one per Blender
-version the Dockerfile builds, closed over everything pip installs in the image, and
+version committed (the LTS lines the suite runs on, the oldest and newest the smoke tier
+runs on), closed over everything pip installs in the image, and
 consistent with runtime.txt and with the test environment of this interpreter's bpy.
 (The image tier compares them with ``pip freeze`` inside the built images.)"""
 
@@ -11,13 +12,17 @@ from pathlib import Path
 
 import pytest
 
-from addon.core.aws import images
+from addon.core.aws import image_versions, images
 
 ROOT = Path(__file__).resolve().parent.parent
-STAGES = re.findall(r"\bAS\s+python-for-bpy-(\d+\.\d+\.\d+)", (ROOT / "Dockerfile").read_text())
+STAGES = sorted(p.name[len("constraints-bpy-") : -len(".txt")] for p in ROOT.glob("requirements/constraints-bpy-*"))
 #: what bpy itself needs (its wheel metadata), besides what runtime.txt pins
 BPY_DEPS = {"5.2.3": {"numpy", "cython", "zstandard", "attrs", "cattrs", "typing-extensions"},
-            "4.5.15": {"numpy", "cython", "zstandard"}}  # fmt: skip
+            "5.3.0": {"numpy", "cython", "zstandard", "attrs", "cattrs", "typing-extensions"},
+            "4.5.15": {"numpy", "cython", "zstandard"},
+            "4.2.23": {"numpy", "cython", "zstandard"}}  # fmt: skip
+#: the Python of each version's wheel (its cp tag on the index), as the file's header says
+WHEEL_PYTHON = {"5.2.3": "3.13", "5.3.0": "3.13", "4.5.15": "3.11", "4.2.23": "3.11"}
 
 
 def pins(path: Path) -> dict[str, str]:
@@ -31,10 +36,12 @@ def pins(path: Path) -> dict[str, str]:
     return out
 
 
-def test_one_constraints_file_per_dockerfile_stage():
-    assert sorted(STAGES) == sorted(BPY_DEPS)
+def test_the_committed_constraints_files_and_their_python():
+    assert STAGES == sorted(BPY_DEPS)
     files = sorted(p.name for p in (ROOT / "requirements").glob("constraints-bpy-*.txt"))
     assert files == sorted(Path(images.constraints_file(v)).name for v in STAGES)
+    said = {v: image_versions.constraints_python((ROOT / images.constraints_file(v)).read_text()) for v in STAGES}
+    assert said == WHEEL_PYTHON
 
 
 @pytest.mark.parametrize("version", STAGES)
@@ -50,7 +57,7 @@ def test_constraints_pin_bpy_its_deps_runtime_and_the_build_tools(version):
 def test_this_environment_has_the_constraints_of_its_bpy():
     """The suite tests the same bpy dependencies the image installs."""
     version = importlib.metadata.version("bpy")
-    assert version in STAGES, f"bpy {version} has no Dockerfile stage"
+    assert version in STAGES, f"bpy {version} has no constraints file"
     for name, pinned in pins(ROOT / images.constraints_file(version)).items():
         if name in BPY_DEPS[version]:
             assert importlib.metadata.version(name) == pinned, name

@@ -14,6 +14,7 @@ import json
 import subprocess
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -25,9 +26,10 @@ pytestmark = [pytest.mark.image, pytest.mark.timeout(600)]
 
 DOCKERFILE = """\
 ARG BLENDER_VERSION=5.2.3
-FROM debian:bookworm-slim AS python-for-bpy-5.2.3
-FROM debian:bookworm-slim AS python-for-bpy-4.5.15
-FROM python-for-bpy-${BLENDER_VERSION} AS worker
+ARG PYTHON_VERSION=3.13
+FROM debian:bookworm-slim AS python-3.13
+FROM debian:bookworm-slim AS python-3.11
+FROM python-${PYTHON_VERSION} AS worker
 ARG BLENDER_VERSION
 COPY worker/ /opt/worker/
 RUN echo "$BLENDER_VERSION" > /opt/worker/blender-version
@@ -83,6 +85,9 @@ def test_publish_with_buildah_pushes_both_tags_and_they_pull_back(aws_settings, 
     (context / "worker").mkdir(parents=True)
     (context / "Dockerfile").write_text(DOCKERFILE)
     (context / "worker" / "__main__.py").write_text("print('worker')\n")
+    (context / "requirements").mkdir()  # the pins say 4.5's newest patch and its wheel's Python
+    pins = images.constraints_file("4.5.15")
+    (context / pins).write_text((Path(__file__).resolve().parent.parent / pins).read_text())
     repo = f"{registry}/abr-test-worker"
     plan = images.plan_publish(repo, "4.5", context, tool="buildah", require_ecr=False, tls_verify=False)
     assert plan.tool == "buildah" and plan.build[:2] == ["buildah", "build"]
@@ -97,7 +102,9 @@ def test_publish_with_buildah_pushes_both_tags_and_they_pull_back(aws_settings, 
     stored = json.loads(buildah_env.read_text())["auths"][registry]["auth"]
     assert base64.b64decode(stored).decode() == f"{login.username}:{login.password}"
     assert all(login.password not in " ".join(argv) for argv in [plan.login, plan.build, *plan.pushes])
-    assert plan.tags == [f"{repo}:blender-4.5", f"{repo}:blender-4.5-{plan.content_hash[:12]}"]
+    tags = ["blender-4.5", "blender-4.5.15", f"blender-4.5.15-{plan.content_hash[:12]}"]
+    assert plan.tags == [f"{repo}:{t}" for t in tags]
+    assert "PYTHON_VERSION=3.11" in plan.build
     for ref in plan.tags:
         out = subprocess.run(["skopeo", "inspect", "--tls-verify=false", f"docker://{ref}"],
                              capture_output=True, text=True, timeout=120)  # fmt: skip
@@ -107,7 +114,7 @@ def test_publish_with_buildah_pushes_both_tags_and_they_pull_back(aws_settings, 
                           capture_output=True, text=True, check=True, timeout=60).stdout  # fmt: skip
     assert sorted(json.loads(tags)["Tags"]) == sorted(ref.rsplit(":", 1)[1] for ref in plan.tags)
     # and the image that comes back is the 4.5 build
-    pulled = subprocess.run(["skopeo", "copy", "--src-tls-verify=false", f"docker://{plan.tags[1]}",
+    pulled = subprocess.run(["skopeo", "copy", "--src-tls-verify=false", f"docker://{plan.tags[2]}",
                              f"dir:{tmp_path / 'pulled'}"], capture_output=True, text=True, timeout=120)  # fmt: skip
     assert pulled.returncode == 0, pulled.stderr
     config_digest = json.loads((tmp_path / "pulled" / "manifest.json").read_text())["config"]["digest"]

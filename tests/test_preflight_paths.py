@@ -77,8 +77,8 @@ def test_aws_image_and_gpu_queue_come_from_the_stack(aws_settings, tmp_path):
     )  # fmt: skip
     report = preflight(args, dataclasses.replace(snap, engine="CYCLES"), aws_settings)
     messages = {f.code: f.message for f in report.findings}
-    line = ".".join(snap.blender_version.split(".")[:2])
-    assert f"`aws-batch-render publish-image --stack {STACK} --blender {line} --region us-east-1`" in (
+    exact = snap.blender_version  # the artist's exact version, not only its line
+    assert f"`aws-batch-render publish-image --stack {STACK} --blender {exact} --region us-east-1`" in (
         messages["IMAGE_MISSING"]
     )
     assert "no GPU queue" in messages["NO_GPU_QUEUE"]
@@ -88,9 +88,10 @@ def test_aws_image_and_gpu_queue_come_from_the_stack(aws_settings, tmp_path):
         "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 2,
                    "digest": "sha256:" + "c" * 64},
     })  # fmt: skip
-    client("ecr", aws_settings).put_image(
-        repositoryName=out.repository_uri.split("/", 1)[1], imageManifest=manifest,
-        imageManifestMediaType=MEDIA_TYPE, imageTag=image_tag(snap.blender_version),
-    )  # fmt: skip
+    for tag in (image_tag(snap.blender_version), f"blender-{exact}"):  # as publish-image tags it
+        client("ecr", aws_settings).put_image(
+            repositoryName=out.repository_uri.split("/", 1)[1], imageManifest=manifest,
+            imageManifestMediaType=MEDIA_TYPE, imageTag=tag,
+        )  # fmt: skip
     args.device = "CPU"
     assert preflight(args, snap, aws_settings).findings == []

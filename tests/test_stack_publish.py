@@ -25,9 +25,10 @@ from addon.core.aws.session import client
 REPO = "123456789012.dkr.ecr.us-east-1.amazonaws.com/abr-test-worker"
 DOCKERFILE = """\
 ARG BLENDER_VERSION=5.2.3
-FROM python:3.13-slim-bookworm AS python-for-bpy-5.2.3
-FROM python:3.11-slim-bookworm AS python-for-bpy-4.5.15
-FROM python-for-bpy-${BLENDER_VERSION} AS worker
+ARG PYTHON_VERSION=3.13
+FROM debian:trixie-slim AS python-3.13
+FROM debian:bookworm-slim AS python-3.11
+FROM python-${PYTHON_VERSION} AS worker
 COPY worker/ worker/
 """
 
@@ -70,6 +71,9 @@ def context(tmp_path) -> Path:
     (ctx / "worker").mkdir(parents=True)
     (ctx / "Dockerfile").write_text(DOCKERFILE)
     (ctx / "worker" / "__main__.py").write_text("print('worker')\n")
+    (ctx / "requirements").mkdir()
+    for v in ("5.2.3", "4.5.15"):  # the committed pins say each version's Python: no index needed
+        shutil.copyfile(stack.REPO_ROOT / images.constraints_file(v), ctx / images.constraints_file(v))
     return ctx
 
 
@@ -96,8 +100,8 @@ def test_build_argv_is_a_list_with_the_version_platform_and_tags(context, fake_d
     plan = images.plan_publish(REPO, "5.2", context)
     assert plan.tool == "docker"  # its engine answers
     digest = plan.content_hash[:12]
-    assert plan.blender_version == "5.2.3"  # the Dockerfile's pinned 5.2 stage
-    assert plan.tags == [f"{REPO}:blender-5.2", f"{REPO}:blender-5.2-{digest}"]
+    assert plan.blender_version == "5.2.3"  # the newest 5.2 with committed constraints
+    assert plan.tags == [f"{REPO}:blender-5.2", f"{REPO}:blender-5.2.3", f"{REPO}:blender-5.2.3-{digest}"]
     assert plan.build == [
         "docker",
         "build",
@@ -105,12 +109,16 @@ def test_build_argv_is_a_list_with_the_version_platform_and_tags(context, fake_d
         str(context / "Dockerfile"),
         "--build-arg",
         "BLENDER_VERSION=5.2.3",
+        "--build-arg",
+        "PYTHON_VERSION=3.13",  # the bpy wheel's tag, as its constraints file says
         "--platform",
         "linux/amd64",
         "--tag",
         f"{REPO}:blender-5.2",
         "--tag",
-        f"{REPO}:blender-5.2-{digest}",
+        f"{REPO}:blender-5.2.3",
+        "--tag",
+        f"{REPO}:blender-5.2.3-{digest}",
         str(context),
     ]
     assert plan.pushes == [["docker", "push", t] for t in plan.tags]
@@ -125,6 +133,7 @@ def test_build_argv_is_a_list_with_the_version_platform_and_tags(context, fake_d
     ]
     plan45 = images.plan_publish(REPO, "4.5", context, platform="")
     assert "BLENDER_VERSION=4.5.15" in plan45.build and "--platform" not in plan45.build
+    assert "PYTHON_VERSION=3.11" in plan45.build
     assert plan45.tags[0] == f"{REPO}:blender-4.5"
 
 
@@ -143,7 +152,7 @@ def test_without_a_docker_engine_buildah_builds_and_pushes(context, fake_docker,
     assert plan.tool == "buildah"
     assert plan.build[:2] == ["buildah", "build"] and "--layers" in plan.build
     assert plan.login == ["buildah", "login", "--username", "AWS", "--password-stdin", plan.registry]
-    assert [argv[:2] for argv in plan.pushes] == [["buildah", "push"]] * 2
+    assert [argv[:2] for argv in plan.pushes] == [["buildah", "push"]] * 3
     assert [argv[-1] for argv in plan.pushes] == plan.tags
     assert all("--tls-verify=false" not in argv for argv in [plan.login, *plan.pushes])  # ECR: TLS always
     with pytest.raises(images.ImagePublishError, match="not an ECR repository"):
@@ -176,7 +185,7 @@ def test_content_hash_follows_the_build_inputs_only(context):
 
 
 def test_plan_rejects_unknown_versions_and_non_ecr_repositories(context):
-    with pytest.raises(images.ImagePublishError, match=r"no Blender 3\.6 stage"):
+    with pytest.raises(images.ImagePublishError, match=r"older than the oldest supported, 4\.2"):
         images.plan_publish(REPO, "3.6", context)
     with pytest.raises(images.ImagePublishError, match="not an ECR repository"):
         images.plan_publish("docker.io/library/blender", "5.2", context)
@@ -184,10 +193,13 @@ def test_plan_rejects_unknown_versions_and_non_ecr_repositories(context):
         images.plan_publish(REPO, "5.2", context / "worker")
 
 
-def test_the_checkouts_dockerfile_has_both_blender_lines():
+def test_the_checkouts_dockerfile_builds_every_committed_version():
+    from addon.core.aws.image_versions import build_version
+
     text = (stack.REPO_ROOT / "Dockerfile").read_text()
-    assert images.build_version("5.2", text).startswith("5.2.")
-    assert images.build_version("4.5", text).startswith("4.5.")
+    for line, python in (("5.2", "3.13"), ("4.5", "3.11"), ("4.2", "3.11"), ("5.3", "3.13")):
+        full, py = build_version(line, stack.REPO_ROOT, text)
+        assert full.startswith(f"{line}.") and py == python
 
 
 def test_ecr_login_through_boto3(aws_settings):
@@ -231,17 +243,17 @@ def test_publish_logs_in_builds_and_pushes_both_tags(aws_settings, context, fake
     steps: list[str] = []
     digests = images.publish_image(plan, aws_settings, on_step=steps.append)
     made = calls(fake_docker)
-    assert [c["argv"][0] for c in made] == ["info", "login", "build", "push", "push"]
+    assert [c["argv"][0] for c in made] == ["info", "login", "build", "push", "push", "push"]
     login = made[1]
     assert login["argv"] == images.docker_login_argv(plan.registry)[1:]
     assert login["stdin"] == images.ecr_login(aws_settings, plan.registry).password  # never in argv
     assert login["stdin"] not in " ".join(a for c in made for a in c["argv"])
     assert made[2]["argv"] == plan.build[1:]
     assert [c["argv"][1] for c in made[3:]] == plan.tags
-    assert len(digests) == 1  # both tags name the same pushed image
+    assert len(digests) == 1  # all tags name the same pushed image
     assert any("building" in s for s in steps)
     tags = stack.read_stack_outputs("abr-test", aws_settings).image_tags
-    assert tags == ("blender-5.2", f"blender-5.2-{plan.content_hash[:12]}")
+    assert sorted(tags) == ["blender-5.2", "blender-5.2.3", f"blender-5.2.3-{plan.content_hash[:12]}"]
 
 
 def test_failed_build_stops_before_pushing(aws_settings, context, fake_docker, monkeypatch):
@@ -260,7 +272,7 @@ def test_cli_publish_image(aws, context, fake_docker, capsys, monkeypatch):
     assert main([*base, "--blender", "4.5", "--dry-run"]) == 0
     text = capsys.readouterr().out
     assert "docker build --file" in text and "BLENDER_VERSION=4.5.15" in text
-    assert "abr-test-worker:blender-4.5" in text
+    assert "abr-test-worker:blender-4.5 " in text and "abr-test-worker:blender-4.5.15 " in text
     assert [c["argv"][0] for c in calls(fake_docker)] == ["info"]  # a dry run only asks for the engine
 
     assert main(base) == 0

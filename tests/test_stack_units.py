@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from addon.core.aws import deploy, images, stack
+from addon.core.aws import deploy, image_versions, images, stack
 
 OUTPUTS = {
     "BucketName": "b",
@@ -72,13 +72,18 @@ def test_bad_stack_names(name):
         stack.validate_stack_name(name)
 
 
-def test_build_version_picks_the_pinned_release():
-    text = "FROM a AS python-for-bpy-5.2.3\nFROM b AS python-for-bpy-4.5.15\n"
-    assert images.build_version("5.2", text) == "5.2.3"
-    assert images.build_version("4.5.15", text) == "4.5.15"
-    assert images.build_version("6.0", "FROM python:3.13") == "6.0"  # no pinned stages: as given
-    with pytest.raises(images.ImagePublishError, match=r"4\.5, 5\.2"):
-        images.build_version("3.6", text)
+def test_build_version_picks_the_newest_committed_patch(tmp_path):
+    (tmp_path / "requirements").mkdir()
+    for v, py in (("5.2.1", "3.13"), ("5.2.3", "3.13"), ("4.5.15", "3.11")):
+        (tmp_path / images.constraints_file(v)).write_text(f"# python {py} (the bpy wheel's tag)\nbpy=={v}\n")
+    text = "FROM a AS python-3.13\nFROM b AS python-3.11\nRUN pip install -c constraints-bpy-${BLENDER_VERSION}.txt\n"
+    assert image_versions.build_version("5.2", tmp_path, text) == ("5.2.3", "3.13")
+    assert image_versions.build_version("4.5.15", tmp_path, text) == ("4.5.15", "3.11")
+    (tmp_path / images.constraints_file("4.5.15")).write_text("# python 3.12\nbpy==4.5.15\n")
+    with pytest.raises(images.ImagePublishError, match=r"No Debian base with Python 3\.12"):
+        image_versions.build_version("4.5.15", tmp_path, text)
+    with pytest.raises(images.ImagePublishError, match=r"older than the oldest supported, 4\.2"):
+        image_versions.build_version("3.6", tmp_path, text)
 
 
 def test_load_template_default_and_missing(tmp_path):

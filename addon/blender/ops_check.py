@@ -35,11 +35,14 @@ def check_context(scene: Any, context: Any, allow_missing: bool) -> Any:
         if target.job_queue:
             ctx.gpu_queue = bool(target.gpu_job_queue)
         if p is not None and p.repository_uri:
+            from ..core.submit.preflight_aws import check_image_tags
+
+            # the listed tags, as one image: blender-X.Y.Z there means that version was published
             tags = [t.strip() for t in p.image_tags.split(",") if t.strip()]
-            if config.image_tag() not in tags:
-                line = config.image_tag().split("-", 1)[1]
-                stack = target.stack_name or "NAME"
-                ctx.image_missing_command = f"aws-batch-render publish-image --stack {stack} --blender {line}"
+            version = ".".join(str(v) for v in bpy.app.version[:3])
+            image = check_image_tags([tags], version, target.stack_name)
+            ctx.image_missing_command, ctx.image_mismatch_command = image.missing_command, image.mismatch_command
+            ctx.image_has = image.has
     return ctx
 
 

@@ -167,13 +167,39 @@ def mixdown(scene: Any, path: str, frame_start: int, frame_end: int) -> None:
     """Mix the scene's sound (sequencer strips, speakers) over the frames to a 16-bit WAV.
 
     Runs in the child Blender that opened a copy of the file, so changing the frame range
-    touches nothing of the user's."""
+    touches nothing of the user's. A Blender built without audio (the bpy 4.2 wheel has no
+    Audaspace) cannot mix: it writes the sound strips to ``<path>.strips.json`` instead, for
+    ffmpeg to mix (addon/core/submit/soundtrack_ffmpeg.py)."""
+    if not getattr(bpy.app.build_options, "audaspace", True):
+        with open(path + ".strips.json", "w", encoding="utf-8") as f:
+            json.dump(sound_strips(scene, frame_start, frame_end), f)
+        return
     scene.frame_start, scene.frame_end = frame_start, frame_end
     with bpy.context.temp_override(scene=scene):
         bpy.ops.sound.mixdown(
             filepath=path, check_existing=False, container="WAV", codec="PCM", format="S16",
             mixrate=48000, channels="STEREO",
         )  # fmt: skip
+
+
+def sound_strips(scene: Any, frame_start: int, frame_end: int) -> dict[str, Any]:
+    """The scene's unmuted sound strips as plain data: file, timing, volume (not animated)."""
+    fps = scene.render.fps / scene.render.fps_base
+    strips, skipped = [], []
+    for strip in _strips(scene):
+        if strip.type != "SOUND" or strip.mute or strip.sound is None:
+            continue
+        path = bpy.path.abspath(strip.sound.filepath, library=strip.sound.library)
+        if strip.sound.packed_file is not None or not os.path.isfile(path):
+            skipped.append(strip.name)
+            continue
+        strips.append({
+            "name": strip.name, "path": path, "start": strip.frame_final_start, "end": strip.frame_final_end,
+            # seconds into the file at the strip's first visible frame
+            "offset": (strip.frame_final_start - strip.frame_start) / fps + getattr(strip, "sound_offset", 0.0),
+            "volume": strip.volume,
+        })  # fmt: skip
+    return {"fps": fps, "frame_start": frame_start, "frame_end": frame_end, "strips": strips, "skipped": skipped}
 
 
 if __name__ == "__main__":

@@ -79,13 +79,15 @@ def preflight(
             ctx.gpu_queue = True
         if args.stack:
             from ..core.aws.stack import read_stack_outputs, with_region
-            from ..core.submit.preflight_aws import image_missing_command
+            from ..core.submit.preflight_aws import check_repository_image
 
             outputs = read_stack_outputs(args.stack, settings)
             ctx.gpu_queue = bool(args.gpu_queue or outputs.gpu_job_queue)
-            ctx.image_missing_command = image_missing_command(
+            image = check_repository_image(
                 outputs.repository_uri, snapshot.blender_version, args.stack, with_region(settings, outputs.region)
             )
+            ctx.image_missing_command, ctx.image_mismatch_command = image.missing_command, image.mismatch_command
+            ctx.image_has = image.has
     return check_scene(snapshot, ctx)
 
 

@@ -71,14 +71,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         "publish-image",
         help="build the worker image (Docker or buildah) and push it to the stack's ECR repository",
         description="Log in to ECR, build the worker image for one Blender version, tag it "
-        "blender-X.Y and blender-X.Y-<content hash>, and push both tags. Needs a running Docker, "
+        "blender-X.Y, blender-X.Y.Z and blender-X.Y.Z-<content hash>, and push the tags. Needs a running Docker, "
         "or buildah (no engine needed).",
     )
     _aws_args(p)
     p.add_argument(
         "--blender",
         default="5.2",
-        help=f"Blender line to build, one of {', '.join(images.BLENDER_VERSIONS)} (default 5.2); tags blender-X.Y",
+        help="Blender version X.Y.Z with a bpy wheel (4.2 or newer), or X.Y for its newest pinned patch "
+        "(default 5.2); tags blender-X.Y, blender-X.Y.Z and blender-X.Y.Z-<content hash>",
     )
     p.add_argument("--repository", metavar="URI", help="ECR repository URI (default: the stack's RepositoryUri)")
     p.add_argument("--context", type=Path, help="docker build context (default: the checkout's root)")

@@ -24,18 +24,16 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import AwsBatchRenderError
+from .image_versions import ImagePublishError, build_version, constraints_file
 from .session import AwsSettings, client
 from .stack import REPO_ROOT, aws_step
 
 log = logging.getLogger(__name__)
 
 
-#: Blender lines the worker image is published for (image tag blender-X.Y)
+#: the LTS lines the full test suite and the image tier cover; publish-image takes any
+#: Blender 4.2+ with a bpy wheel (addon/core/aws/bpy_wheels.py)
 BLENDER_VERSIONS = ("5.2", "4.5")
-
-
-#: the Dockerfile pins one base stage per full bpy version: "AS python-for-bpy-5.2.3"
-_DOCKER_STAGE = re.compile(r"\bAS\s+python-for-bpy-(\d+\.\d+\.\d+)\b", re.IGNORECASE)
 
 
 #: the tools that can build and push the image, in the order ``auto`` tries them
@@ -46,12 +44,6 @@ class DockerUnavailableError(AwsBatchRenderError):
     """Neither a docker engine nor buildah is available."""
 
     exit_code = 5
-
-
-class ImagePublishError(AwsBatchRenderError):
-    """Building, tagging or pushing the worker image failed."""
-
-    exit_code = 9
 
 
 @dataclass
@@ -74,19 +66,18 @@ class PublishPlan:
 
 
 def image_tags(blender_version: str, content_hash: str) -> list[str]:
-    """The tags one publish pushes: the moving ``blender-X.Y`` and a content-addressed one."""
-    return [f"blender-{blender_version}", f"blender-{blender_version}-{content_hash[:12]}"]
+    """The tags one publish pushes: the moving ``blender-X.Y`` (what the stack's job
+    definitions name), the exact ``blender-X.Y.Z`` (what preflight looks for) and a
+    content-addressed ``blender-X.Y.Z-<hash>``."""
+    line = ".".join(blender_version.split(".")[:2])
+    tags = [f"blender-{line}", f"blender-{blender_version}", f"blender-{blender_version}-{content_hash[:12]}"]
+    return list(dict.fromkeys(tags))
 
 
 #: what the image is built from; a change anywhere here gives a new content tag
 #: (the files the Dockerfile copies, as its .dockerignore lets through, plus the version's
 #: constraints file, see :func:`constraints_file`)
 HASHED_PATHS = ("Dockerfile", ".dockerignore", "pyproject.toml", "requirements/runtime.txt", "addon", "worker")
-
-
-def constraints_file(blender_version: str) -> str:
-    """The pins of everything pip installs in the image (scripts/make_constraints.py)."""
-    return f"requirements/constraints-bpy-{blender_version}.txt"
 
 
 def context_hash(context: Path, blender_version: str, paths: Iterable[str] = HASHED_PATHS) -> str:
@@ -106,8 +97,11 @@ def build_argv(
     blender_version: str,
     tags: Iterable[str],
     platform: str = "linux/amd64",
+    python_version: str = "",
 ) -> list[str]:
     argv = [tool, "build", "--file", str(dockerfile), "--build-arg", f"BLENDER_VERSION={blender_version}"]
+    if python_version:
+        argv += ["--build-arg", f"PYTHON_VERSION={python_version}"]
     if tool == "buildah":
         argv.append("--layers")  # cache layers as docker does: code changes do not reinstall Blender
     if platform:
@@ -176,24 +170,6 @@ def pick_tool(requested: str = "auto", runner: Callable[..., subprocess.Complete
     return "buildah"
 
 
-def build_version(blender: str, dockerfile_text: str) -> str:
-    """The full ``BLENDER_VERSION`` build argument for ``blender`` ("5.2" or "5.2.3").
-
-    The Dockerfile names one base stage per pinned bpy version; "5.2" picks the 5.2.x
-    stage. A Dockerfile without such stages takes the version as given.
-    """
-    pinned = _DOCKER_STAGE.findall(dockerfile_text)
-    if not pinned:
-        return blender
-    matches = [v for v in pinned if v == blender or v.rsplit(".", 1)[0] == blender]
-    if not matches:
-        lines = sorted({v.rsplit(".", 1)[0] for v in pinned})
-        raise ImagePublishError(
-            f"The Dockerfile has no Blender {blender} stage: publish one of {', '.join(lines)} (e.g. --blender 5.2)."
-        )
-    return sorted(matches, key=lambda v: [int(p) for p in v.split(".")])[-1]
-
-
 def plan_publish(
     repository_uri: str,
     blender_version: str,
@@ -221,10 +197,9 @@ def plan_publish(
         raise ImagePublishError(
             f"{repository_uri!r} is not an ECR repository URI (ACCOUNT.dkr.ecr.REGION.amazonaws.com/NAME)."
         )
-    full = build_version(blender_version, dockerfile.read_text(encoding="utf-8"))
-    line = ".".join(full.split(".")[:2])  # the tag the job definitions use: blender-X.Y
+    full, python = build_version(blender_version, context, dockerfile.read_text(encoding="utf-8"))
     digest = context_hash(context, full)
-    refs = [f"{repository_uri}:{tag}" for tag in image_tags(line, digest)]
+    refs = [f"{repository_uri}:{tag}" for tag in image_tags(full, digest)]
     chosen = pick_tool(tool, runner)
     registry = repository_uri.split("/", 1)[0]
     digest_files: list[Path | None] = [None] * len(refs)
@@ -236,7 +211,7 @@ def plan_publish(
         blender_version=full,
         content_hash=digest,
         tags=refs,
-        build=build_argv(chosen, dockerfile, context, full, refs, platform),
+        build=build_argv(chosen, dockerfile, context, full, refs, platform, python),
         pushes=[push_argv(chosen, ref, tls_verify, df) for ref, df in zip(refs, digest_files, strict=True)],
         context=context,
         dockerfile=dockerfile,

@@ -58,6 +58,8 @@ class CheckContext:
     device: str = ""  # the device asked for ("" = the scene's)
     gpu_queue: bool | None = None  # the stack has a GPU queue (AWS)
     image_missing_command: str = ""  # set when the stack's repository lacks the image: how to publish it
+    image_mismatch_command: str = ""  # set when its blender-X.Y image is another Blender version
+    image_has: str = ""  # ...and which version(s) that image was built for
     worker_has_gpu: bool | None = None  # EEVEE gets a GPU on the worker
     peak_memory_mib: float | None = None  # measured by the quote's scout render, when it ran
     memory_mib: int | None = None  # the job's memory
@@ -130,6 +132,11 @@ def check_scene(snapshot: SceneSnapshot, context: CheckContext | None = None) ->
         found.append(Finding("IMAGE_MISSING", ERROR, (
             f"The stack's repository has no worker image for Blender {version}: publish it with "
             f"`{ctx.image_missing_command}`"
+        )))  # fmt: skip
+    if ctx.image_mismatch_command:
+        found.append(Finding("IMAGE_MISMATCH", WARNING, (
+            f"The stack's worker image is Blender {ctx.image_has}, not this Blender {snapshot.blender_version}: "
+            f"renders may differ; publish the exact version with `{ctx.image_mismatch_command}`"
         )))  # fmt: skip
     return CheckReport(found)
 

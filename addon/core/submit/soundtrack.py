@@ -12,6 +12,7 @@ from .options import PackReport, SubmitOptions
 from .packing import PackResult, sha256_file
 from .scene import SceneSnapshot
 from .scene_reader import SceneReadError, mixdown_audio
+from .soundtrack_ffmpeg import mix_strips, plan_path
 from .specbuild import scene_frames
 
 log = logging.getLogger(__name__)
@@ -47,9 +48,16 @@ def add_soundtrack(
         mixdown_audio(blend_copy, dest, frames[0], frames[-1], snapshot.scene, options.blender_bin)
     except SceneReadError as exc:
         warning = f"The video will be silent: mixing down the scene's sound failed ({exc})."
-        log.warning("%s", warning)
-        report.warnings.append(warning)
-        return None
+        if plan_path(dest).is_file():  # a Blender without audio listed the strips instead
+            why = mix_strips(dest)
+            warning = f"The video will be silent: this Blender is built without audio (Audaspace) and {why}."
+            if not why:
+                log.info("mixed the scene's sound strips with ffmpeg (this Blender has no audio)")
+                warning = ""
+        if warning:
+            log.warning("%s", warning)
+            report.warnings.append(warning)
+            return None
     packed.files[SOUNDTRACK] = sha256_file(dest)
     packed.sizes[SOUNDTRACK] = dest.stat().st_size
     report.files[SOUNDTRACK] = packed.files[SOUNDTRACK]
