@@ -17,7 +17,7 @@ import bpy
 
 from ..core.errors import AwsBatchRenderError
 from . import background as bg
-from . import config, ops_check, status_timer, tasks
+from . import config, ops_check, quote_panel, status_timer, tasks
 from .snapshot import snapshot_scene
 
 log = logging.getLogger(__name__)
@@ -150,6 +150,7 @@ class AWSBATCH_OT_submit(bpy.types.Operator):
             snapshot = snapshot_scene(scene, blend_path=bpy.data.filepath, is_dirty=bpy.data.is_dirty)
             notes = check_scene(snapshot, options)
             _preflight(context, snapshot)
+            budget = quote_panel.budget_for_submit(context, target, options)  # a cap it cannot count stops here
         except AwsBatchRenderError as exc:
             rt.submit_error = str(exc)
             self.report({"ERROR"}, str(exc))
@@ -178,7 +179,8 @@ class AWSBATCH_OT_submit(bpy.types.Operator):
         records_dir = config.records_dir()
         # Last: once the thread runs (importing boto3, packing) it competes for the GIL,
         # and every bytecode left here could wait a switch interval for it.
-        bg.start("submit", "submit", tasks.submit, blend_copy, snapshot, options, target, records_dir, temp_dir)
+        bg.start("submit", "submit", tasks.submit, blend_copy, snapshot, options, target, records_dir, temp_dir,
+                 budget=budget)
         return {"FINISHED"}
 
     def invoke(self, context: Any, event: Any) -> set[str]:

@@ -121,25 +121,9 @@ def _budget(args: argparse.Namespace, settings: AwsSettings) -> Any:
 
 
 def _spot_price(args: argparse.Namespace, settings: AwsSettings, vcpus: int) -> tuple[float, str]:
-    from ..core.aws.stack import describe_stack
-    from ..core.quote.quoting import (
-        DEFAULT_MAX_VCPUS,
-        DEFAULT_SPOT_TYPES,
-        AwsCapacity,
-        capacity_from_stack,
-        read_prices,
-    )
+    from ..core.quote.request import spot_price
 
-    stack = describe_stack(args.stack, settings) if args.stack else None
-    region = settings.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION", "")
-    cap = (
-        capacity_from_stack(stack, region)
-        if stack
-        else AwsCapacity(DEFAULT_SPOT_TYPES.split(","), DEFAULT_MAX_VCPUS, vcpus, region)
-    )
-    cap.job_vcpus = vcpus
-    spot, _ = read_prices(cap, settings)
-    return spot.summary()[0], f"{spot.source} median of {spot.date}"
+    return spot_price(settings, args.stack or "", vcpus)
 
 
 def _measured_chunk(args: argparse.Namespace, blend: Any, snapshot: Any) -> tuple[int, float]:

@@ -50,11 +50,13 @@ def scout_frames(frame_start: int, frame_end: int, frame_step: int = 1, count: i
     return sorted(picks)
 
 
-def inner_argv() -> list[str]:
-    """A Blender binary (``BLENDER_BIN``), a Python with bpy (``BLENDER_PYTHON``), or this
-    Python, running the worker's inner render script with the job on stdin."""
+def inner_argv(blender_bin: str = "") -> list[str]:
+    """A Blender binary (``blender_bin``, else ``BLENDER_BIN``), a Python with bpy
+    (``BLENDER_PYTHON``), or this Python, running the worker's inner render script with the
+    job on stdin. Inside a Blender binary the add-on passes ``bpy.app.binary_path``: its
+    ``sys.executable`` is a Python without bpy."""
     script = str(import_root() / "worker" / "inner_render.py")
-    binary = os.environ.get("BLENDER_BIN", "")
+    binary = blender_bin or os.environ.get("BLENDER_BIN", "")
     if binary:
         return [binary, "-b", "--factory-startup", "--python", script, "--", "--job", "-"]
     return [os.environ.get("BLENDER_PYTHON", "") or sys.executable, script, "--job", "-"]
@@ -69,6 +71,7 @@ def scout_render(
     threads: int = 0,
     saved_by: str = "",
     timeout: float = 1800,
+    blender_bin: str = "",
 ) -> Measured:
     """Render ``frames`` of ``blend`` once in a child Blender and measure it."""
     if not frames:
@@ -86,7 +89,7 @@ def scout_render(
     t0 = time.perf_counter()
     try:
         proc = subprocess.Popen(
-            inner_argv(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            inner_argv(blender_bin), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             text=True, env=env, cwd=str(out_dir),
         )  # fmt: skip
     except OSError as exc:
