@@ -294,13 +294,16 @@ def main(argv: list[str]) -> int:
         set_engine(scene, job["engine"])
         setup_device(scene, job.get("device", "CPU"))
         setup_threads(scene, int(job.get("threads", 0)))
+        if job.get("persistent_data") and scene.render.engine == "CYCLES":  # keep scene data between frames
+            scene.render.use_persistent_data = True
         setup_output(scene, job["out_dir"], job["image_format"])
         if job.get("part"):  # a still split by sample ranges (worker/inner_still.py)
             for message in _inner_still().setup_part(scene, job["part"]):
                 emit(WARNING_TAG, message=message)
         sys.stdout.write(
             f"Blender {bpy.app.version_string}: rendering {len(job['frames'])} frame(s) of scene "
-            f"{scene.name!r} with {scene.render.engine}, {scene.render.threads} thread(s)\n"
+            f"{scene.name!r} with {scene.render.engine}, {scene.render.threads} thread(s)"
+            f"{', Persistent Data' if scene.render.use_persistent_data else ''}\n"
         )
         render_frames(scene, [int(f) for f in job["frames"]])
         if job.get("part"):

@@ -59,13 +59,17 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     )
     if capacity is None:
         quote = local_quote(
-            measured, len(frames), args.concurrency or 1, measured.threads // (args.concurrency or 1), args.chunk
+            measured, len(frames), args.concurrency or 1, measured.threads // (args.concurrency or 1), args.chunk,
+            engine=snapshot.engine,
         )
     else:
         if capacity.region and capacity.region != settings.region:
             settings = AwsSettings(profile=settings.profile, region=capacity.region, endpoint_url=settings.endpoint_url)
         spot, demand = read_prices(capacity, settings)
-        quote = aws_quote(measured, len(frames), capacity, spot, demand, args.chunk)
+        quote = aws_quote(
+            measured, len(frames), capacity, spot, demand, args.chunk, engine=snapshot.engine,
+            memory_mib=args.memory or 0,
+        )  # fmt: skip
     if args.json:
         print(json.dumps({**dataclasses.asdict(quote), "line": quote.line(), "measured": dataclasses.asdict(measured)}))
     else:

@@ -24,6 +24,9 @@ MAX_CHUNK_SECONDS = 3600.0
 AWS_CHUNK_OVERHEAD_S = 20.0
 AWS_BOOT_S = 150.0
 TIME_LOW, TIME_HIGH = 0.75, 1.5
+#: Persistent Data keeps the scene's render data between a chunk's frames: the scout's peak
+#: times this must fit a chunk's memory
+PERSISTENT_HEADROOM = 1.5
 
 
 @dataclass
@@ -54,6 +57,7 @@ class Quote:
     price_date: str = ""
     price_source: str = ""
     assumptions: list[str] = field(default_factory=list)
+    persistent_data: bool = False  # Cycles Persistent Data in multi-frame chunks
 
     def line(self) -> str:
         """``≈ $1.84 ($1.40–$2.60) · ≈ 22 min with 48 chunks on up to 12 instances · Spot prices of 2026-12-01``."""
@@ -96,6 +100,22 @@ def auto_chunk_size(
     return min(size, frames), why
 
 
+def persistent_data(engine: str, chunk_size: int, peak_mib: float, memory_mib: float) -> tuple[bool, str]:
+    """Whether a chunk renders with Cycles Persistent Data (the scene's data kept between its
+    frames, not synced again each frame), and why: only Cycles, only chunks of 2+ frames, and
+    only when the scout's peak memory x :data:`PERSISTENT_HEADROOM` fits a chunk's memory."""
+    if engine != "CYCLES":
+        return False, "Persistent Data off: Cycles only"
+    if chunk_size < 2:
+        return False, "Persistent Data off: one frame per chunk"
+    if not memory_mib or not peak_mib:
+        return False, "Persistent Data off: a chunk's memory is unknown"
+    fits = peak_mib * PERSISTENT_HEADROOM <= memory_mib
+    word, verb = ("on", "fits") if fits else ("off", "passes")
+    need = f"peak {peak_mib:.0f} MiB x{PERSISTENT_HEADROOM}"
+    return fits, f"Cycles Persistent Data {word}: {need} {verb} {memory_mib:.0f} MiB"
+
+
 def schedule_seconds(frames: int, chunk_size: int, load_s: float, frame_s: float, parallel: int) -> tuple[float, float]:
     """(wall seconds, sum of chunk seconds) of ``frames`` cut into chunks, on ``parallel``
     slots, longest chunks first (greedy list scheduling)."""
@@ -121,6 +141,8 @@ def estimate(
     price_date: str = "",
     price_source: str = "Spot",
     aws: bool = False,
+    engine: str = "",
+    memory_mib: float = 0.0,
 ) -> Quote:
     """The quote for ``frames`` frames. ``price_per_vcpu_hour``: (median, lowest, highest)
     over the instance types; None quotes time only (the local backend)."""
@@ -138,6 +160,8 @@ def estimate(
         f"frame with {measured.threads} thread(s), peak memory {measured.peak_rss_mib:.0f} MiB",
         f"chunk size {size}: {why}",
     ]
+    persist, persist_why = persistent_data(engine, size, measured.peak_rss_mib, memory_mib)
+    assumptions.append(persist_why + " of a chunk")
     if aws:
         assumptions.append(
             f"one instance vCPU renders like one thread of this computer ({job_threads} vCPUs per job: "
@@ -146,6 +170,7 @@ def estimate(
     quote = Quote(
         frames=frames, chunk_size=size, chunks=chunks, chunk_reason=why, parallel=parallel,
         wall_seconds=wall, wall_low=wall * TIME_LOW, wall_high=wall * TIME_HIGH, assumptions=assumptions,
+        persistent_data=persist,
     )  # fmt: skip
     if price_per_vcpu_hour is not None:
         median, low, high = price_per_vcpu_hour

@@ -88,10 +88,12 @@ def quote_blend(blend: Path, snapshot: Any, request: QuoteRequest) -> tuple[Quot
     if request.backend == "local":
         parallel = default_concurrency(request.threads)
         threads = request.threads or max(1, measured.threads // parallel)
-        return local_quote(measured, len(frames), parallel, threads, request.chunk_size), measured
+        quote = local_quote(measured, len(frames), parallel, threads, request.chunk_size, engine=snapshot.engine)
+        return quote, measured
     capacity = aws_capacity(request.settings, request.stack_name)
     spot, demand = read_prices(capacity, request.settings)
-    return aws_quote(measured, len(frames), capacity, spot, demand, request.chunk_size), measured
+    quote = aws_quote(measured, len(frames), capacity, spot, demand, request.chunk_size, engine=snapshot.engine)
+    return quote, measured
 
 
 def answer_of(quote: Quote, measured: Measured, job_vcpus: int) -> QuoteAnswer:
