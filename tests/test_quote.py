@@ -11,7 +11,14 @@ import pytest
 from addon.cli import main
 from addon.core.aws.session import AwsSettings, client
 from addon.core.exitcodes import CHECK_ERRORS
-from addon.core.quote.model import Measured, auto_chunk_size, estimate, schedule_seconds
+from addon.core.quote.model import (
+    AWS_BOOT_S,
+    AWS_CHUNK_OVERHEAD_S,
+    Measured,
+    auto_chunk_size,
+    estimate,
+    schedule_seconds,
+)
 from addon.core.quote.prices import (
     FALLBACK_ON_DEMAND_PER_VCPU_HOUR,
     FALLBACK_SOURCE,
@@ -228,3 +235,32 @@ def test_submit_chunk_auto_sizes_chunks_from_a_scout_render(aws_settings, s3_buc
     assert code == CHECK_ERRORS and "MEMORY_OVER_LIMIT" in err and "Submitted" not in out, err
     after = sorted(o["Key"] for o in client("s3", aws_settings).list_objects_v2(Bucket=s3_bucket).get("Contents", []))
     assert after == before  # nothing uploaded
+
+
+def test_a_split_still_is_quoted_as_parts_and_a_merge():
+    from addon.core.quote.model import MERGE_PART_S
+
+    m = Measured(load_seconds=10, seconds_per_frame=400, peak_rss_mib=300, threads=8)
+    whole = estimate(m, 1, parallel=8, job_threads=8, price_per_vcpu_hour=(0.036, 0.03, 0.04), aws=True)
+    split = estimate(m, 1, parallel=8, job_threads=8, price_per_vcpu_hour=(0.036, 0.03, 0.04), aws=True,
+                     split_samples=4)  # fmt: skip
+    assert (split.chunks, split.chunk_size, split.split_samples) == (4, 1, 4)
+    load = 10 + AWS_CHUNK_OVERHEAD_S
+    merge = load + 4 * MERGE_PART_S
+    # 4 parts of 100 s each at once, then the merge; billed: 4 x (load + 100 s) + the merge
+    assert split.wall_seconds == pytest.approx(load + 100 + merge + AWS_BOOT_S)
+    assert split.vcpu_hours == pytest.approx((4 * (load + 100) + merge) * 8 / 3600)
+    assert split.wall_seconds < whole.wall_seconds and split.cost > whole.cost  # sooner, dearer
+    assert "4 parts (4 per frame) and a merge" in split.line()
+    assert any("each rendering 1/4 of the samples" in a for a in split.assumptions)
+
+
+def test_estimate_cli_quotes_a_split_still_and_refuses_a_bad_one(tiny_scene, capsys):
+    code = main(["estimate", str(tiny_scene), "--backend", "local", "--frames", "5", "--split-samples", "2"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "2 parts (2 per frame) and a merge" in out
+    # the tiny scene renders 4 samples: 8 parts would leave some without a sample
+    code = main(["estimate", str(tiny_scene), "--backend", "local", "--frames", "5", "--split-samples", "8"])
+    out, err = capsys.readouterr()
+    assert code != 0 and "Scout render" not in err and len(err.strip().splitlines()) <= 2, err

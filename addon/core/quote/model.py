@@ -27,6 +27,9 @@ TIME_LOW, TIME_HIGH = 0.75, 1.5
 #: Persistent Data keeps the scene's render data between a chunk's frames: the scout's peak
 #: times this must fit a chunk's memory
 PERSISTENT_HEADROOM = 1.5
+#: a split still's merge job: Blender starts and loads (the scout's start-up), then reads and
+#: merges each part's multilayer EXR, about this long per part of a frame
+MERGE_PART_S = 0.5
 
 
 @dataclass
@@ -58,11 +61,14 @@ class Quote:
     price_source: str = ""
     assumptions: list[str] = field(default_factory=list)
     persistent_data: bool = False  # Cycles Persistent Data in multi-frame chunks
+    split_samples: int = 0  # 2+: a still split in this many sample ranges per frame, then merged
 
     def line(self) -> str:
         """``≈ $1.84 ($1.40–$2.60) · ≈ 22 min with 48 chunks on up to 12 instances · Spot prices of 2026-12-01``."""
         when = f"≈ {duration_text(self.wall_seconds)} ({duration_text(self.wall_low)}–{duration_text(self.wall_high)})"
         chunks = f"{self.chunks} chunk{'s' if self.chunks != 1 else ''} of {self.chunk_size} frame(s)"
+        if self.split_samples > 1:
+            chunks = f"{self.chunks} parts ({self.split_samples} per frame) and a merge"
         if self.cost is None:
             return f"{when} with {chunks}, {self.parallel} at a time on this computer"
         money = f"≈ {money_text(self.cost)} ({money_text(self.cost_low)}–{money_text(self.cost_high)})"
@@ -143,18 +149,26 @@ def estimate(
     aws: bool = False,
     engine: str = "",
     memory_mib: float = 0.0,
+    split_samples: int = 0,
 ) -> Quote:
     """The quote for ``frames`` frames. ``price_per_vcpu_hour``: (median, lowest, highest)
     over the instance types; None quotes time only (the local backend)."""
     frame_s = measured.seconds_per_frame * max(1, measured.threads) / max(1, job_threads)
     load_s = measured.load_seconds + (AWS_CHUNK_OVERHEAD_S if aws else 0.0)
-    if chunk_size:
+    if split_samples > 1:  # each part renders 1/N of the samples of one frame, then one merge job
+        size, why = 1, f"{split_samples} parts per frame, each rendering 1/{split_samples} of the samples"
+        wall, busy = schedule_seconds(frames * split_samples, 1, load_s, frame_s / split_samples, parallel)
+        merge = load_s + frames * split_samples * MERGE_PART_S
+        wall, busy = wall + merge, busy + merge
+        why += f"; the merge ≈ {duration_text(merge)} after the last part (render time scales with samples)"
+    elif chunk_size:
         size, why = min(chunk_size, max(1, frames)), "chunk size given"
     else:
         size, why = auto_chunk_size(frames, load_s, frame_s, parallel)
-    wall, busy = schedule_seconds(frames, size, load_s, frame_s, parallel)
+    if split_samples <= 1:
+        wall, busy = schedule_seconds(frames, size, load_s, frame_s, parallel)
     wall += AWS_BOOT_S if aws else 0.0
-    chunks = math.ceil(frames / size) if frames else 0
+    chunks = (frames * split_samples if split_samples > 1 else math.ceil(frames / size)) if frames else 0
     assumptions = [
         f"scout on this computer: start-up+load {measured.load_seconds:.1f} s, {measured.seconds_per_frame:.2f} s per "
         f"frame with {measured.threads} thread(s), peak memory {measured.peak_rss_mib:.0f} MiB",
@@ -170,7 +184,7 @@ def estimate(
     quote = Quote(
         frames=frames, chunk_size=size, chunks=chunks, chunk_reason=why, parallel=parallel,
         wall_seconds=wall, wall_low=wall * TIME_LOW, wall_high=wall * TIME_HIGH, assumptions=assumptions,
-        persistent_data=persist,
+        persistent_data=persist, split_samples=split_samples if split_samples > 1 else 0,
     )  # fmt: skip
     if price_per_vcpu_hour is not None:
         median, low, high = price_per_vcpu_hour

@@ -91,11 +91,12 @@ def aws_quote(
     chunk_size: int | None = None,
     engine: str = "",
     memory_mib: int = 0,
+    split_samples: int = 0,
 ) -> Quote:
     quote = estimate(
         measured, frames, parallel=capacity.parallel, job_threads=capacity.job_vcpus, chunk_size=chunk_size,
         price_per_vcpu_hour=spot.summary(), price_date=spot.date, price_source=spot.source, aws=True,
-        engine=engine, memory_mib=memory_mib or capacity.job_memory_mib,
+        engine=engine, memory_mib=memory_mib or capacity.job_memory_mib, split_samples=split_samples,
     )  # fmt: skip
     if quote.cost is not None and demand is not spot:
         on_demand = quote.vcpu_hours * demand.summary()[0]
@@ -108,11 +109,12 @@ def aws_quote(
 
 
 def local_quote(
-    measured: Measured, frames: int, parallel: int, job_threads: int, chunk_size: int | None, engine: str = ""
+    measured: Measured, frames: int, parallel: int, job_threads: int, chunk_size: int | None, engine: str = "",
+    split_samples: int = 0,
 ) -> Quote:
     return estimate(
         measured, frames, parallel=parallel, job_threads=job_threads, chunk_size=chunk_size, engine=engine,
-        memory_mib=local_memory_mib(parallel),
+        memory_mib=local_memory_mib(parallel), split_samples=split_samples,
     )  # fmt: skip
 
 
