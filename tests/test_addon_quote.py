@@ -100,3 +100,41 @@ def test_the_panel_cap_stops_the_local_render_in_the_poll_loop(addon, tiny_scene
     kept = sorted(p.name for p in (tmp_path / "xdg").rglob("frame_*.png") if "frames" in p.parts)
     assert len(kept) == row.frames_done < 8  # finished frames kept, none counted that is not there
     assert any(t.startswith("Stopped by budget: ≈ $") for t in _panel_texts())
+
+
+def test_the_addon_poll_stops_an_aws_submission_at_its_cap(addon, inproc_aws):
+    """The add-on's poll thread (tasks.poll) against AWS Batch (moto in this process, the
+    children's states set by the test): the same stop as the CLI's refresh, kept in the record."""
+    import threading
+
+    from addon.core.aws.session import AwsSettings, client
+    from addon.core.progress import SliceProgress
+    from addon.core.quote.budget import Budget
+    from addon.core.storage import S3Store
+    from tests.test_aws_batch_states import moto_job, set_states, submit
+    from tests.test_aws_batch_support import BUCKET, create_batch_env, put_frames
+
+    settings = AwsSettings(region="us-east-1", endpoint_url=inproc_aws)
+    client("s3", settings).create_bucket(Bucket=BUCKET)
+    env = create_batch_env(settings)
+    spec, _backend, record = submit(env, [[1, 2], [3, 4], [5, 6], [7, 8], [9, 10]])
+    Budget(max_cost=0.05, price_per_vcpu_hour=0.5, job_vcpus=4).save_to(record)
+    records_dir = mod("blender.config").records_dir()
+    store = mod("core.records").RecordStore(records_dir)
+    store.save(mod("core.backends.base").SubmissionRecord.from_json(record.to_json()))
+    parent = record.jobs["render_job_id"]
+    set_states(parent, ["SUCCEEDED", "RUNNING", "RUNNABLE", "RUNNABLE", "RUNNABLE"])
+    moto_job(record.jobs["stitch_job_id"]).status = "PENDING"
+    put_frames(settings, spec, [1, 2, 3])
+    progress = SliceProgress(index=1, frames_total=2, frames_done=1, seconds_per_frame=30.0)
+    S3Store(settings).put_bytes(progress.to_json(), spec.progress_record_uri(1))
+
+    bg = mod("blender.background")
+    mod("blender.tasks").poll([record.submission_id], records_dir, cancel=threading.Event())
+    updates = [m for m in bg.drain_pending() if type(m).__name__ == "StatusUpdate"]
+    assert len(updates) == 1 and updates[0].status["state"] == "CANCELLED", updates
+    message = updates[0].status["message"]
+    assert "stopped by budget: ≈ $" in message and "spent of the $0.05 cap" in message, message
+    saved = store.load(record.submission_id)
+    assert saved.jobs.get("cancelled") and 0.04 < saved.jobs["budget"]["stopped_at_cost"] < 0.1
+    assert saved.last_status["state"] == "CANCELLED"
