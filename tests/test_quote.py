@@ -139,6 +139,26 @@ def test_scout_render_measures_a_real_blender(tiny_scene):
     assert 100 < m.peak_rss_mib < 8000  # a Blender, not this test process
     assert tiny_scene.read_bytes() == before
     assert sorted(p.name for p in tiny_scene.parent.iterdir()) == ["tiny.blend"]  # nothing written beside it
+    # corrected only downwards, for the CPU other programs took meanwhile
+    assert 0 < m.seconds_per_frame <= m.timed_seconds_per_frame and m.others_cores >= 0
+
+
+def test_the_scout_takes_out_other_programs_load():
+    from addon.core.quote.scout import alone_factor, busy_core_seconds
+
+    # (seconds since start, render s, child CPU s, computer busy core-seconds)
+    # 10 s: the child got 5 CPU seconds (half a core), others 15 (1.5 cores) of 2 cores: alone,
+    # with 2 threads, the child would have had both: 4x faster
+    factor, others = alone_factor([(2.0, 1.0, 3.0, 100.0), (12.0, 1.0, 8.0, 120.0)], threads=2)
+    assert factor == pytest.approx(0.25) and others == pytest.approx(1.5)
+    # a single-threaded child on a busy computer gains at most its one core
+    factor, _ = alone_factor([(2.0, 1.0, 3.0, 100.0), (12.0, 1.0, 8.0, 120.0)], threads=1)
+    assert factor == pytest.approx(0.5)
+    # an idle computer: nothing to take out; no /proc/stat: as timed
+    assert alone_factor([(2.0, 1.0, 3.0, 100.0), (12.0, 1.0, 23.0, 120.0)], threads=2) == (1.0, 0.0)
+    assert alone_factor([(2.0, 1.0, 3.0, None), (12.0, 1.0, 8.0, None)], threads=2) == (1.0, 0.0)
+    busy = busy_core_seconds()
+    assert busy is not None and busy > 0  # Linux: /proc/stat
 
 
 def test_estimate_cli_local_and_aws(tiny_scene, aws, capsys):

@@ -240,7 +240,10 @@ def render_frames(scene: Any, frames: list[int]) -> None:
     def on_write(sc: Any, *_args: Any) -> None:
         frame = sc.frame_current
         seconds = time.perf_counter() - started.get("t", time.perf_counter())
-        emit(FRAME_TAG, frame=frame, path=sc.render.frame_path(frame=frame), seconds=round(seconds, 4))
+        # cpu: this process's CPU seconds so far (every thread): the scout tells its own work
+        # from other programs' on a busy computer (addon/core/quote/scout.py)
+        emit(FRAME_TAG, frame=frame, path=sc.render.frame_path(frame=frame), seconds=round(seconds, 4),
+             cpu=round(time.process_time(), 3))  # fmt: skip
 
     bpy.app.handlers.render_pre.append(on_pre)
     bpy.app.handlers.render_write.append(on_write)

@@ -41,6 +41,10 @@ class Measured:
     peak_rss_mib: float
     threads: int  # render threads the scout used
     frames: list[int] = field(default_factory=list)
+    #: seconds per frame as timed, before the correction for other programs' use of the CPU
+    #: (``seconds_per_frame`` is corrected; equal when the computer was otherwise idle)
+    timed_seconds_per_frame: float = 0.0
+    others_cores: float = 0.0  # cores other programs kept busy while the scout rendered
 
 
 @dataclass
@@ -169,9 +173,13 @@ def estimate(
         wall, busy = schedule_seconds(frames, size, load_s, frame_s, parallel)
     wall += AWS_BOOT_S if aws else 0.0
     chunks = (frames * split_samples if split_samples > 1 else math.ceil(frames / size)) if frames else 0
+    contended = ""
+    if measured.timed_seconds_per_frame > measured.seconds_per_frame * 1.02:
+        contended = (f" (timed {measured.timed_seconds_per_frame:.2f} s while other programs kept "
+                f"{measured.others_cores:.1f} core(s) busy)")  # fmt: skip
     assumptions = [
         f"scout on this computer: start-up+load {measured.load_seconds:.1f} s, {measured.seconds_per_frame:.2f} s per "
-        f"frame with {measured.threads} thread(s), peak memory {measured.peak_rss_mib:.0f} MiB",
+        f"frame with {measured.threads} thread(s){contended}, peak memory {measured.peak_rss_mib:.0f} MiB",
         f"chunk size {size}: {why}",
     ]
     persist, persist_why = persistent_data(engine, size, measured.peak_rss_mib, memory_mib)
