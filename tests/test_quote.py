@@ -139,8 +139,9 @@ def test_scout_render_measures_a_real_blender(tiny_scene):
     assert 100 < m.peak_rss_mib < 8000  # a Blender, not this test process
     assert tiny_scene.read_bytes() == before
     assert sorted(p.name for p in tiny_scene.parent.iterdir()) == ["tiny.blend"]  # nothing written beside it
-    # corrected only downwards, for the CPU other programs took meanwhile
-    assert 0 < m.seconds_per_frame <= m.timed_seconds_per_frame and m.others_cores >= 0
+    # alone: less only the CPU other programs took meanwhile
+    assert 0 < m.alone().seconds_per_frame <= m.seconds_per_frame and m.others_cores >= 0
+    assert 0 < m.alone().load_seconds <= m.load_seconds
 
 
 def test_the_scout_takes_out_other_programs_load():
@@ -159,6 +160,17 @@ def test_the_scout_takes_out_other_programs_load():
     assert alone_factor([(2.0, 1.0, 3.0, None), (12.0, 1.0, 8.0, None)], threads=2) == (1.0, 0.0)
     busy = busy_core_seconds()
     assert busy is not None and busy > 0  # Linux: /proc/stat
+
+
+def test_aws_quotes_use_the_scout_alone_local_quotes_as_timed():
+    m = Measured(load_seconds=4, seconds_per_frame=8, peak_rss_mib=300, threads=2, alone_load_seconds=2,
+                 alone_seconds_per_frame=2, others_cores=1.5)  # fmt: skip
+    local = estimate(m, 10, parallel=1, job_threads=2, chunk_size=10)
+    assert local.wall_seconds == pytest.approx(4 + 10 * 8)
+    assert "other programs kept 1.5 core(s) busy; assumed to go on" in local.assumptions[0]
+    aws = estimate(m, 10, parallel=1, job_threads=2, chunk_size=10, price_per_vcpu_hour=(1, 1, 1), aws=True)
+    assert aws.wall_seconds == pytest.approx(2 + AWS_CHUNK_OVERHEAD_S + 10 * 2 + AWS_BOOT_S)
+    assert "2.00 s per frame with 2 thread(s) (timed 8.00 s while other programs kept 1.5" in aws.assumptions[0]
 
 
 def test_estimate_cli_local_and_aws(tiny_scene, aws, capsys):

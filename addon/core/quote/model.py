@@ -15,7 +15,7 @@ Assumptions, stated in every quote (``Quote.assumptions``):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 #: per-chunk start-up share the automatic chunk size stays under
 OVERHEAD_SHARE = 0.10
@@ -41,10 +41,18 @@ class Measured:
     peak_rss_mib: float
     threads: int  # render threads the scout used
     frames: list[int] = field(default_factory=list)
-    #: seconds per frame as timed, before the correction for other programs' use of the CPU
-    #: (``seconds_per_frame`` is corrected; equal when the computer was otherwise idle)
-    timed_seconds_per_frame: float = 0.0
+    #: the same as they would have been with this computer to itself, without the CPU other
+    #: programs took during the scout (0: as timed); AWS quotes use these (scout.py)
+    alone_load_seconds: float = 0.0
+    alone_seconds_per_frame: float = 0.0
     others_cores: float = 0.0  # cores other programs kept busy while the scout rendered
+
+    def alone(self) -> Measured:
+        """The figures with this computer to itself."""
+        return replace(
+            self, load_seconds=self.alone_load_seconds or self.load_seconds,
+            seconds_per_frame=self.alone_seconds_per_frame or self.seconds_per_frame,
+        )  # fmt: skip
 
 
 @dataclass
@@ -157,6 +165,9 @@ def estimate(
 ) -> Quote:
     """The quote for ``frames`` frames. ``price_per_vcpu_hour``: (median, lowest, highest)
     over the instance types; None quotes time only (the local backend)."""
+    timed = measured
+    if aws:  # instances render alone: without the CPU other programs took from the scout
+        measured = measured.alone()
     frame_s = measured.seconds_per_frame * max(1, measured.threads) / max(1, job_threads)
     load_s = measured.load_seconds + (AWS_CHUNK_OVERHEAD_S if aws else 0.0)
     if split_samples > 1:  # each part renders 1/N of the samples of one frame, then one merge job
@@ -174,9 +185,11 @@ def estimate(
     wall += AWS_BOOT_S if aws else 0.0
     chunks = (frames * split_samples if split_samples > 1 else math.ceil(frames / size)) if frames else 0
     contended = ""
-    if measured.timed_seconds_per_frame > measured.seconds_per_frame * 1.02:
-        contended = (f" (timed {measured.timed_seconds_per_frame:.2f} s while other programs kept "
-                f"{measured.others_cores:.1f} core(s) busy)")  # fmt: skip
+    if timed.seconds_per_frame > measured.seconds_per_frame * 1.02:  # AWS: the figures alone
+        contended = (f" (timed {timed.seconds_per_frame:.2f} s while other programs kept "
+                     f"{measured.others_cores:.1f} core(s) busy)")  # fmt: skip
+    elif measured.others_cores >= 0.25:
+        contended = f" (other programs kept {measured.others_cores:.1f} core(s) busy; assumed to go on)"
     assumptions = [
         f"scout on this computer: start-up+load {measured.load_seconds:.1f} s, {measured.seconds_per_frame:.2f} s per "
         f"frame with {measured.threads} thread(s){contended}, peak memory {measured.peak_rss_mib:.0f} MiB",

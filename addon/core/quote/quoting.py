@@ -148,7 +148,8 @@ def measured_chunk_size(
     measured = scout_render(
         blend, picks, scene=snapshot.scene, engine=snapshot.engine, saved_by=snapshot.blender_version
     )
-    frame_s = measured.seconds_per_frame * max(1, measured.threads) / max(1, job_threads)
-    load_s = measured.load_seconds + (AWS_CHUNK_OVERHEAD_S if aws else 0.0)
+    sized = measured.alone() if aws else measured  # AWS instances render alone (scout.py)
+    frame_s = sized.seconds_per_frame * max(1, measured.threads) / max(1, job_threads)
+    load_s = sized.load_seconds + (AWS_CHUNK_OVERHEAD_S if aws else 0.0)
     size, why = auto_chunk_size(len(frames), load_s, frame_s, parallel)
     return size, why, measured

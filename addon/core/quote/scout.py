@@ -15,11 +15,13 @@ child starts to each ``ABR_FRAME`` line:
   render) the frames take longer than they would alone, and the quote would carry that
   into every chunk. Each frame event also carries the child's CPU seconds; with the whole
   computer's busy time from ``/proc/stat`` over the same span, the CPU the others took is
-  known, and F is scaled to the cores the scout would have had alone (up to its threads):
+  known, and F alone is F scaled to the cores the scout would have had (up to its threads):
   ``F x ours / min(threads, ours + others)``, both in cores. Start-up and loading run
-  mostly on one core: alone they take about their CPU seconds, so L is at most the child's
-  CPU seconds before its first frame (less that frame's). Without ``/proc/stat`` (not
-  Linux) both stay as timed.
+  mostly on one core: alone they take about their CPU seconds, so L alone is at most the
+  child's CPU seconds before its first frame (less that frame's). Without ``/proc/stat``
+  (not Linux) both are as timed. AWS quotes use the figures alone (an instance renders one
+  job per vCPU set, not the user's other programs); local quotes keep them as timed (the
+  render runs on this computer, under its load).
 
 Nothing is written next to the user's file: frames go to a temporary folder, removed.
 """
@@ -137,17 +139,18 @@ def scout_render(
         frame_s = max(frame_s, (events[-1][0] - events[0][0]) / (len(events) - 1))
     used = threads or (os.cpu_count() or 1)
     factor, others = alone_factor(events, used)
-    load = max(0.0, events[0][0] - frame_s)
+    load = alone_load = max(0.0, events[0][0] - frame_s)
     if factor < 1.0:  # others were busy: start-up and load alone take about their CPU seconds
         frame_cpu = (events[-1][2] - events[0][2]) / (len(events) - 1)
-        load = min(load, max(0.0, events[0][2] - frame_cpu))
+        alone_load = min(load, max(0.0, events[0][2] - frame_cpu))
     return Measured(
         load_seconds=load,
-        seconds_per_frame=frame_s * factor,
+        seconds_per_frame=frame_s,
         peak_rss_mib=usage.ru_maxrss / 1024,  # KiB on Linux
         threads=used,
         frames=list(frames),
-        timed_seconds_per_frame=frame_s,
+        alone_load_seconds=alone_load,
+        alone_seconds_per_frame=frame_s * factor,
         others_cores=others,
     )
 
