@@ -138,3 +138,37 @@ def test_the_addon_poll_stops_an_aws_submission_at_its_cap(addon, inproc_aws):
     saved = store.load(record.submission_id)
     assert saved.jobs.get("cancelled") and 0.04 < saved.jobs["budget"]["stopped_at_cost"] < 0.1
     assert saved.last_status["state"] == "CANCELLED"
+
+
+def test_estimate_on_aws_prices_the_render_and_the_cap_counts_in_its_price(addon, aws, aws_settings, s3_bucket,
+                                                                          tiny_scene):  # fmt: skip
+    """AWS: the quote's Spot price (moto serves the Spot price history) becomes the price a cap
+    without one is counted in, kept in the submission's record."""
+    from test_addon_support import create_batch_resources, set_online
+
+    set_online(True)
+    try:
+        configure_prefs(aws.endpoint, s3_bucket, create_batch_resources(aws_settings))
+        bpy.ops.wm.open_mainfile(filepath=str(tiny_scene))
+        s = bpy.context.scene.awsbatch
+        s.use_frames_override, s.frames, s.chunk_size = True, "1-4", 2
+        assert bpy.ops.awsbatch.estimate() == {"FINISHED"}
+        bg = mod("blender.background")
+        drain(timeout=180, until=lambda: not bg.busy("estimate") and bg.MESSAGES.empty())
+        drain(timeout=10)
+        q = bpy.context.window_manager.awsbatch_quote
+        assert q.error == "", q.error
+        assert q.line.startswith("≈ $") and "Spot prices of" in q.line, q.line
+        assert q.backend == "aws" and q.price_per_vcpu_hour > 0 and q.price_source.startswith("Spot median of")
+
+        b = bpy.context.scene.awsbatch_budget
+        b.use_max_cost, b.max_cost, b.price_per_vcpu_hour = True, 3.0, 0.0
+        assert bpy.ops.awsbatch.submit() == {"FINISHED"}
+        drain(timeout=120, until=lambda: not runtime().submitting)
+        assert runtime().submit_error == "", runtime().submit_error
+        (record,) = mod("core.records").RecordStore(mod("blender.config").records_dir()).list()
+        budget = record.jobs["budget"]
+        assert budget["max_cost"] == 3.0 and budget["price_per_vcpu_hour"] == pytest.approx(q.price_per_vcpu_hour)
+        assert budget["price_source"] == q.price_source
+    finally:
+        set_online(False)
