@@ -11,7 +11,14 @@ import pytest
 from addon.cli import main
 from addon.core.aws.session import AwsSettings, client
 from addon.core.exitcodes import CHECK_ERRORS
-from addon.core.quote.model import Measured, auto_chunk_size, estimate, schedule_seconds
+from addon.core.quote.model import (
+    AWS_BOOT_S,
+    AWS_CHUNK_OVERHEAD_S,
+    Measured,
+    auto_chunk_size,
+    estimate,
+    schedule_seconds,
+)
 from addon.core.quote.prices import (
     FALLBACK_ON_DEMAND_PER_VCPU_HOUR,
     FALLBACK_SOURCE,
@@ -132,6 +139,38 @@ def test_scout_render_measures_a_real_blender(tiny_scene):
     assert 100 < m.peak_rss_mib < 8000  # a Blender, not this test process
     assert tiny_scene.read_bytes() == before
     assert sorted(p.name for p in tiny_scene.parent.iterdir()) == ["tiny.blend"]  # nothing written beside it
+    # alone: less only the CPU other programs took meanwhile
+    assert 0 < m.alone().seconds_per_frame <= m.seconds_per_frame and m.others_cores >= 0
+    assert 0 < m.alone().load_seconds <= m.load_seconds
+
+
+def test_the_scout_takes_out_other_programs_load():
+    from addon.core.quote.scout import alone_factor, busy_core_seconds
+
+    # (seconds since start, render s, child CPU s, computer busy core-seconds)
+    # 10 s: the child got 5 CPU seconds (half a core), others 15 (1.5 cores) of 2 cores: alone,
+    # with 2 threads, the child would have had both: 4x faster
+    factor, others = alone_factor([(2.0, 1.0, 3.0, 100.0), (12.0, 1.0, 8.0, 120.0)], threads=2)
+    assert factor == pytest.approx(0.25) and others == pytest.approx(1.5)
+    # a single-threaded child on a busy computer gains at most its one core
+    factor, _ = alone_factor([(2.0, 1.0, 3.0, 100.0), (12.0, 1.0, 8.0, 120.0)], threads=1)
+    assert factor == pytest.approx(0.5)
+    # an idle computer: nothing to take out; no /proc/stat: as timed
+    assert alone_factor([(2.0, 1.0, 3.0, 100.0), (12.0, 1.0, 23.0, 120.0)], threads=2) == (1.0, 0.0)
+    assert alone_factor([(2.0, 1.0, 3.0, None), (12.0, 1.0, 8.0, None)], threads=2) == (1.0, 0.0)
+    busy = busy_core_seconds()
+    assert busy is not None and busy > 0  # Linux: /proc/stat
+
+
+def test_aws_quotes_use_the_scout_alone_local_quotes_as_timed():
+    m = Measured(load_seconds=4, seconds_per_frame=8, peak_rss_mib=300, threads=2, alone_load_seconds=2,
+                 alone_seconds_per_frame=2, others_cores=1.5)  # fmt: skip
+    local = estimate(m, 10, parallel=1, job_threads=2, chunk_size=10)
+    assert local.wall_seconds == pytest.approx(4 + 10 * 8)
+    assert "other programs kept 1.5 core(s) busy; assumed to go on" in local.assumptions[0]
+    aws = estimate(m, 10, parallel=1, job_threads=2, chunk_size=10, price_per_vcpu_hour=(1, 1, 1), aws=True)
+    assert aws.wall_seconds == pytest.approx(2 + AWS_CHUNK_OVERHEAD_S + 10 * 2 + AWS_BOOT_S)
+    assert "2.00 s per frame with 2 thread(s) (timed 8.00 s while other programs kept 1.5" in aws.assumptions[0]
 
 
 def test_estimate_cli_local_and_aws(tiny_scene, aws, capsys):
@@ -228,3 +267,32 @@ def test_submit_chunk_auto_sizes_chunks_from_a_scout_render(aws_settings, s3_buc
     assert code == CHECK_ERRORS and "MEMORY_OVER_LIMIT" in err and "Submitted" not in out, err
     after = sorted(o["Key"] for o in client("s3", aws_settings).list_objects_v2(Bucket=s3_bucket).get("Contents", []))
     assert after == before  # nothing uploaded
+
+
+def test_a_split_still_is_quoted_as_parts_and_a_merge():
+    from addon.core.quote.model import MERGE_PART_S
+
+    m = Measured(load_seconds=10, seconds_per_frame=400, peak_rss_mib=300, threads=8)
+    whole = estimate(m, 1, parallel=8, job_threads=8, price_per_vcpu_hour=(0.036, 0.03, 0.04), aws=True)
+    split = estimate(m, 1, parallel=8, job_threads=8, price_per_vcpu_hour=(0.036, 0.03, 0.04), aws=True,
+                     split_samples=4)  # fmt: skip
+    assert (split.chunks, split.chunk_size, split.split_samples) == (4, 1, 4)
+    load = 10 + AWS_CHUNK_OVERHEAD_S
+    merge = load + 4 * MERGE_PART_S
+    # 4 parts of 100 s each at once, then the merge; billed: 4 x (load + 100 s) + the merge
+    assert split.wall_seconds == pytest.approx(load + 100 + merge + AWS_BOOT_S)
+    assert split.vcpu_hours == pytest.approx((4 * (load + 100) + merge) * 8 / 3600)
+    assert split.wall_seconds < whole.wall_seconds and split.cost > whole.cost  # sooner, dearer
+    assert "4 parts (4 per frame) and a merge" in split.line()
+    assert any("each rendering 1/4 of the samples" in a for a in split.assumptions)
+
+
+def test_estimate_cli_quotes_a_split_still_and_refuses_a_bad_one(tiny_scene, capsys):
+    code = main(["estimate", str(tiny_scene), "--backend", "local", "--frames", "5", "--split-samples", "2"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "2 parts (2 per frame) and a merge" in out
+    # the tiny scene renders 4 samples: 8 parts would leave some without a sample
+    code = main(["estimate", str(tiny_scene), "--backend", "local", "--frames", "5", "--split-samples", "8"])
+    out, err = capsys.readouterr()
+    assert code != 0 and "Scout render" not in err and len(err.strip().splitlines()) <= 2, err

@@ -240,7 +240,10 @@ def render_frames(scene: Any, frames: list[int]) -> None:
     def on_write(sc: Any, *_args: Any) -> None:
         frame = sc.frame_current
         seconds = time.perf_counter() - started.get("t", time.perf_counter())
-        emit(FRAME_TAG, frame=frame, path=sc.render.frame_path(frame=frame), seconds=round(seconds, 4))
+        # cpu: this process's CPU seconds so far (every thread): the scout tells its own work
+        # from other programs' on a busy computer (addon/core/quote/scout.py)
+        emit(FRAME_TAG, frame=frame, path=sc.render.frame_path(frame=frame), seconds=round(seconds, 4),
+             cpu=round(time.process_time(), 3))  # fmt: skip
 
     bpy.app.handlers.render_pre.append(on_pre)
     bpy.app.handlers.render_write.append(on_write)
@@ -294,13 +297,16 @@ def main(argv: list[str]) -> int:
         set_engine(scene, job["engine"])
         setup_device(scene, job.get("device", "CPU"))
         setup_threads(scene, int(job.get("threads", 0)))
+        if job.get("persistent_data") and scene.render.engine == "CYCLES":  # keep scene data between frames
+            scene.render.use_persistent_data = True
         setup_output(scene, job["out_dir"], job["image_format"])
         if job.get("part"):  # a still split by sample ranges (worker/inner_still.py)
             for message in _inner_still().setup_part(scene, job["part"]):
                 emit(WARNING_TAG, message=message)
         sys.stdout.write(
             f"Blender {bpy.app.version_string}: rendering {len(job['frames'])} frame(s) of scene "
-            f"{scene.name!r} with {scene.render.engine}, {scene.render.threads} thread(s)\n"
+            f"{scene.name!r} with {scene.render.engine}, {scene.render.threads} thread(s)"
+            f"{', Persistent Data' if scene.render.use_persistent_data else ''}\n"
         )
         render_frames(scene, [int(f) for f in job["frames"]])
         if job.get("part"):

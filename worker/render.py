@@ -223,6 +223,7 @@ class SliceRender:
                 "out_dir": str(out_dir),
                 "frames": todo,
                 "saved_by": spec.blender_version,
+                "persistent_data": spec.render.persistent_data and len(todo) > 1,
             }
         )
         result = self._render_and_upload(spec, frame_store, set(todo), scratch)

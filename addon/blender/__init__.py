@@ -11,7 +11,10 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-_MODULES = ("properties", "preferences", "ops_submit", "ops_check", "ops_jobs", "ops_prefs", "panel", "status_timer")
+_MODULES = (
+    "properties", "preferences", "ops_submit", "ops_check", "quote_panel", "ops_jobs", "ops_prefs", "panel",
+    "status_timer",
+)  # fmt: skip
 
 
 def _modules() -> list[ModuleType]:

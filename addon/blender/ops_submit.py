@@ -17,7 +17,7 @@ import bpy
 
 from ..core.errors import AwsBatchRenderError
 from . import background as bg
-from . import config, ops_check, split_panel, status_timer, tasks
+from . import config, ops_check, quote_panel, split_panel, status_timer, tasks
 from .snapshot import snapshot_scene
 
 log = logging.getLogger(__name__)
@@ -152,6 +152,7 @@ class AWSBATCH_OT_submit(bpy.types.Operator):
             notes = check_scene(snapshot, options)
             split_panel.check_submission(snapshot, options)  # as the CLI does, before packing
             _preflight(context, snapshot)
+            budget = quote_panel.budget_for_submit(context, target, options)  # a cap it cannot count stops here
         except AwsBatchRenderError as exc:
             rt.submit_error = str(exc)
             self.report({"ERROR"}, str(exc))
@@ -180,7 +181,8 @@ class AWSBATCH_OT_submit(bpy.types.Operator):
         records_dir = config.records_dir()
         # Last: once the thread runs (importing boto3, packing) it competes for the GIL,
         # and every bytecode left here could wait a switch interval for it.
-        bg.start("submit", "submit", tasks.submit, blend_copy, snapshot, options, target, records_dir, temp_dir)
+        bg.start("submit", "submit", tasks.submit, blend_copy, snapshot, options, target, records_dir, temp_dir,
+                 budget=budget)
         return {"FINISHED"}
 
     def invoke(self, context: Any, event: Any) -> set[str]:

@@ -14,7 +14,7 @@ from typing import Any
 import bpy
 
 from ..core.backends.status import format_duration
-from . import config, job_rows, ops_check, split_panel
+from . import config, job_rows, ops_check, quote_panel, split_panel
 from .textfit import wrap
 
 STATE_ICONS = {
@@ -88,6 +88,7 @@ class AWSBATCH_PT_output(bpy.types.Panel):
         layout.operator("awsbatch.check", icon="CHECKMARK")
         ops_check.draw_findings(layout, rt)
         # --- end preflight check ---
+        quote_panel.draw(layout, context, width)  # Estimate, its quote, the budget cap
         layout.separator()
         draw_button(layout, context, rt, f"Render on {where_label(scene, p)}")
         if rt.submit_error:

@@ -347,6 +347,11 @@ _HANDLERS = {
 }
 
 
+def add_handler(message_type: type, handler: Any) -> None:
+    """Let another module apply its own message type (quote_panel's QuoteReady)."""
+    _HANDLERS[message_type] = handler
+
+
 # --- lifecycle -----------------------------------------------------------------------------
 
 

@@ -113,14 +113,19 @@ def submit(
     temp_dir: str,
     *,
     cancel: threading.Event,
+    budget: Any = None,
 ) -> None:
     """Pack, upload, write the spec, submit, record. ``temp_dir`` (holding the saved copy)
-    is removed at the end whatever happens."""
+    is removed at the end whatever happens. ``budget``: the panel's cap (a
+    ``core.quote.request.BudgetRequest``), priced before anything is uploaded and kept in
+    the record, where every poll counts the spend against it."""
+    from ..core.quote.request import resolve_budget
     from ..core.records import RecordStore
     from ..core.submit.pipeline import prepare_submission
 
     try:
         target.require_complete()
+        cap = resolve_budget(budget, target.settings, target.stack_name)
 
         def progress(p: Any) -> None:
             bg.post(bg.SubmitProgress(p.phase, int(p.done), int(p.total), p.message))
@@ -141,6 +146,8 @@ def submit(
         bg.post(bg.SubmitProgress("submit", 0, 1, "Starting the jobs"))
         backend = target.make_backend()
         record = backend.submit(spec, spec_uri, snapshot.blend_path)
+        if cap is not None:
+            cap.save_to(record)
         with RECORDS_LOCK:
             RecordStore(records_dir).save(record)
         bg.post(bg.SubmitProgress("submit", 1, 1, "Submitted"))
@@ -188,6 +195,7 @@ def _backend_for_polling(record: SubmissionRecord) -> Any:
 
 def poll(submission_ids: list[str], records_dir: str, *, cancel: threading.Event) -> None:
     """One status read per submission; each answer is posted and kept in its record."""
+    from ..core.quote.budget import enforce_budget
     from ..core.records import RecordStore
 
     store = RecordStore(records_dir)
@@ -196,7 +204,10 @@ def poll(submission_ids: list[str], records_dir: str, *, cancel: threading.Event
             return
         try:
             record = store.load(submission_id)
-            status = _backend_for_polling(record).status(record)
+            before = json.dumps(record.jobs, sort_keys=True)
+            backend = _backend_for_polling(record)
+            # the budget cap, counted as the CLI's refresh counts it (core.quote.budget)
+            status = enforce_budget(backend, record, backend.status(record))
         except AwsBatchRenderError as exc:
             bg.post(bg.TaskFailed("poll", str(exc), submission_id))
             continue
@@ -212,6 +223,8 @@ def poll(submission_ids: list[str], records_dir: str, *, cancel: threading.Event
             with RECORDS_LOCK:  # re-read: a cancel or retry may have changed it meanwhile
                 fresh = store.load(submission_id)
                 fresh.last_status = data
+                if json.dumps(record.jobs, sort_keys=True) != before:  # stopped by budget: keep the stop
+                    fresh.jobs = record.jobs
                 store.save(fresh)
         except (OSError, AwsBatchRenderError) as exc:
             log.warning("could not keep the status of %s: %s", submission_id, exc)

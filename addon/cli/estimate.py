@@ -35,6 +35,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--memory", type=_positive, metavar="MiB",
         help="AWS: memory of one chunk, checked against the scout's peak (default: the stack's RenderMemoryMiB)",
     )  # fmt: skip
+    p.add_argument(
+        "--split-samples", type=_positive, default=0, metavar="N",
+        help="quote a still split in N sample ranges (as submit --split-samples N): N parts and the merge",
+    )  # fmt: skip
     p.add_argument("--json", action="store_true", help="print the quote as JSON")
     p.add_argument("--profile", default="", help="AWS profile (default: the environment's)")
     p.add_argument("--region", default="", help="AWS region (default: the profile's, or the stack's)")
@@ -51,6 +55,10 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     capacity = _capacity(args, settings) if args.backend == "aws" else None
     err(f"Reading the scene settings of {blend.name} with Blender…")
     snapshot, frames = scene_frames(blend, args.scene, args.frames)
+    if args.split_samples > 1:  # the same refusals as submit --split-samples, before the scout
+        from ..core.still_split import check_request
+
+        check_request(args.split_samples, snapshot.engine, frames, int(snapshot.facts.get("cycles_samples", 0)))
     picks = scout_frames(frames[0], frames[-1]) if frames else []
     picks = [f for f in picks if f in set(frames)] or frames[:1]
     err(f"Scout render of frame(s) {', '.join(map(str, picks))} on this computer…")
@@ -59,13 +67,17 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     )
     if capacity is None:
         quote = local_quote(
-            measured, len(frames), args.concurrency or 1, measured.threads // (args.concurrency or 1), args.chunk
-        )
+            measured, len(frames), args.concurrency or 1, measured.threads // (args.concurrency or 1), args.chunk,
+            engine=snapshot.engine, split_samples=args.split_samples,
+        )  # fmt: skip
     else:
         if capacity.region and capacity.region != settings.region:
             settings = AwsSettings(profile=settings.profile, region=capacity.region, endpoint_url=settings.endpoint_url)
         spot, demand = read_prices(capacity, settings)
-        quote = aws_quote(measured, len(frames), capacity, spot, demand, args.chunk)
+        quote = aws_quote(
+            measured, len(frames), capacity, spot, demand, args.chunk, engine=snapshot.engine,
+            memory_mib=args.memory or 0, split_samples=args.split_samples,
+        )  # fmt: skip
     if args.json:
         print(json.dumps({**dataclasses.asdict(quote), "line": quote.line(), "measured": dataclasses.asdict(measured)}))
     else:

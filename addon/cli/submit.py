@@ -33,6 +33,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     if args.chunk == "auto":  # the scout's peak memory feeds the check's memory finding
         args.chunk, peak = _measured_chunk(args, blend, snapshot)
     _check_first(args, snapshot, settings, peak)
+    persistent = peak is not None and _persistent_data(args, settings, snapshot, peak)
     options = SubmitOptions(
         split_samples=args.split_samples,
         frames=args.frames,
@@ -42,6 +43,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
         device=args.device,
         threads=args.threads,
         allow_missing=args.allow_missing,
+        persistent_data=persistent,
     )
     if options.split_samples > 1:  # refused before packing: engine, frame count
         from ..core.still_split import check_request
@@ -90,6 +92,21 @@ def _check_first(args: argparse.Namespace, snapshot: Any, settings: AwsSettings,
         raise PreflightError(report, blocking)
 
 
+def _persistent_data(args: argparse.Namespace, settings: AwsSettings, snapshot: Any, peak: float) -> bool:
+    """``--chunk auto``: Cycles Persistent Data when the scout's peak memory fits a chunk's."""
+    from ..core.backends.local.state import default_concurrency
+    from ..core.quote.model import persistent_data
+    from ..core.quote.quoting import local_memory_mib
+
+    if args.backend == "local":
+        memory = local_memory_mib(args.concurrency or default_concurrency(args.threads))
+    else:
+        memory = _job_memory(args, settings) or 0
+    on, why = persistent_data(snapshot.engine, int(args.chunk), peak, memory)
+    err(why)
+    return on
+
+
 def _job_memory(args: argparse.Namespace, settings: AwsSettings) -> int | None:
     """A render job's memory in MiB: --memory, else the stack's RenderMemoryMiB (AWS only)."""
     if args.backend != "aws":
@@ -121,25 +138,9 @@ def _budget(args: argparse.Namespace, settings: AwsSettings) -> Any:
 
 
 def _spot_price(args: argparse.Namespace, settings: AwsSettings, vcpus: int) -> tuple[float, str]:
-    from ..core.aws.stack import describe_stack
-    from ..core.quote.quoting import (
-        DEFAULT_MAX_VCPUS,
-        DEFAULT_SPOT_TYPES,
-        AwsCapacity,
-        capacity_from_stack,
-        read_prices,
-    )
+    from ..core.quote.request import spot_price
 
-    stack = describe_stack(args.stack, settings) if args.stack else None
-    region = settings.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION", "")
-    cap = (
-        capacity_from_stack(stack, region)
-        if stack
-        else AwsCapacity(DEFAULT_SPOT_TYPES.split(","), DEFAULT_MAX_VCPUS, vcpus, region)
-    )
-    cap.job_vcpus = vcpus
-    spot, _ = read_prices(cap, settings)
-    return spot.summary()[0], f"{spot.source} median of {spot.date}"
+    return spot_price(settings, args.stack or "", vcpus)
 
 
 def _measured_chunk(args: argparse.Namespace, blend: Any, snapshot: Any) -> tuple[int, float]:

@@ -91,6 +91,9 @@ class RenderSettings:
     scene: str = ""  # "" renders the file's active scene
     width: int = 0  # final pixel size (after resolution percentage), for stitch
     height: int = 0
+    # Cycles Persistent Data for a chunk's frames (chosen when the scout's memory allows);
+    # written only when on, so specs without it stay readable by workers that predate it
+    persistent_data: bool = False
 
 
 @dataclass
@@ -158,7 +161,10 @@ class JobSpec:
 
     # --- serialisation -------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        data = dataclasses.asdict(self)
+        if not self.render.persistent_data:
+            del data["render"]["persistent_data"]
+        return data
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=1, sort_keys=True)

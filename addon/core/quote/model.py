@@ -15,7 +15,7 @@ Assumptions, stated in every quote (``Quote.assumptions``):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 #: per-chunk start-up share the automatic chunk size stays under
 OVERHEAD_SHARE = 0.10
@@ -24,6 +24,12 @@ MAX_CHUNK_SECONDS = 3600.0
 AWS_CHUNK_OVERHEAD_S = 20.0
 AWS_BOOT_S = 150.0
 TIME_LOW, TIME_HIGH = 0.75, 1.5
+#: Persistent Data keeps the scene's render data between a chunk's frames: the scout's peak
+#: times this must fit a chunk's memory
+PERSISTENT_HEADROOM = 1.5
+#: a split still's merge job: Blender starts and loads (the scout's start-up), then reads and
+#: merges each part's multilayer EXR, about this long per part of a frame
+MERGE_PART_S = 0.5
 
 
 @dataclass
@@ -35,6 +41,18 @@ class Measured:
     peak_rss_mib: float
     threads: int  # render threads the scout used
     frames: list[int] = field(default_factory=list)
+    #: the same as they would have been with this computer to itself, without the CPU other
+    #: programs took during the scout (0: as timed); AWS quotes use these (scout.py)
+    alone_load_seconds: float = 0.0
+    alone_seconds_per_frame: float = 0.0
+    others_cores: float = 0.0  # cores other programs kept busy while the scout rendered
+
+    def alone(self) -> Measured:
+        """The figures with this computer to itself."""
+        return replace(
+            self, load_seconds=self.alone_load_seconds or self.load_seconds,
+            seconds_per_frame=self.alone_seconds_per_frame or self.seconds_per_frame,
+        )  # fmt: skip
 
 
 @dataclass
@@ -54,11 +72,15 @@ class Quote:
     price_date: str = ""
     price_source: str = ""
     assumptions: list[str] = field(default_factory=list)
+    persistent_data: bool = False  # Cycles Persistent Data in multi-frame chunks
+    split_samples: int = 0  # 2+: a still split in this many sample ranges per frame, then merged
 
     def line(self) -> str:
         """``≈ $1.84 ($1.40–$2.60) · ≈ 22 min with 48 chunks on up to 12 instances · Spot prices of 2026-12-01``."""
         when = f"≈ {duration_text(self.wall_seconds)} ({duration_text(self.wall_low)}–{duration_text(self.wall_high)})"
         chunks = f"{self.chunks} chunk{'s' if self.chunks != 1 else ''} of {self.chunk_size} frame(s)"
+        if self.split_samples > 1:
+            chunks = f"{self.chunks} parts ({self.split_samples} per frame) and a merge"
         if self.cost is None:
             return f"{when} with {chunks}, {self.parallel} at a time on this computer"
         money = f"≈ {money_text(self.cost)} ({money_text(self.cost_low)}–{money_text(self.cost_high)})"
@@ -96,6 +118,22 @@ def auto_chunk_size(
     return min(size, frames), why
 
 
+def persistent_data(engine: str, chunk_size: int, peak_mib: float, memory_mib: float) -> tuple[bool, str]:
+    """Whether a chunk renders with Cycles Persistent Data (the scene's data kept between its
+    frames, not synced again each frame), and why: only Cycles, only chunks of 2+ frames, and
+    only when the scout's peak memory x :data:`PERSISTENT_HEADROOM` fits a chunk's memory."""
+    if engine != "CYCLES":
+        return False, "Persistent Data off: Cycles only"
+    if chunk_size < 2:
+        return False, "Persistent Data off: one frame per chunk"
+    if not memory_mib or not peak_mib:
+        return False, "Persistent Data off: a chunk's memory is unknown"
+    fits = peak_mib * PERSISTENT_HEADROOM <= memory_mib
+    word, verb = ("on", "fits") if fits else ("off", "passes")
+    need = f"peak {peak_mib:.0f} MiB x{PERSISTENT_HEADROOM}"
+    return fits, f"Cycles Persistent Data {word}: {need} {verb} {memory_mib:.0f} MiB"
+
+
 def schedule_seconds(frames: int, chunk_size: int, load_s: float, frame_s: float, parallel: int) -> tuple[float, float]:
     """(wall seconds, sum of chunk seconds) of ``frames`` cut into chunks, on ``parallel``
     slots, longest chunks first (greedy list scheduling)."""
@@ -121,23 +159,44 @@ def estimate(
     price_date: str = "",
     price_source: str = "Spot",
     aws: bool = False,
+    engine: str = "",
+    memory_mib: float = 0.0,
+    split_samples: int = 0,
 ) -> Quote:
     """The quote for ``frames`` frames. ``price_per_vcpu_hour``: (median, lowest, highest)
     over the instance types; None quotes time only (the local backend)."""
+    timed = measured
+    if aws:  # instances render alone: without the CPU other programs took from the scout
+        measured = measured.alone()
     frame_s = measured.seconds_per_frame * max(1, measured.threads) / max(1, job_threads)
     load_s = measured.load_seconds + (AWS_CHUNK_OVERHEAD_S if aws else 0.0)
-    if chunk_size:
+    if split_samples > 1:  # each part renders 1/N of the samples of one frame, then one merge job
+        size, why = 1, f"{split_samples} parts per frame, each rendering 1/{split_samples} of the samples"
+        wall, busy = schedule_seconds(frames * split_samples, 1, load_s, frame_s / split_samples, parallel)
+        merge = load_s + frames * split_samples * MERGE_PART_S
+        wall, busy = wall + merge, busy + merge
+        why += f"; the merge ≈ {duration_text(merge)} after the last part (render time scales with samples)"
+    elif chunk_size:
         size, why = min(chunk_size, max(1, frames)), "chunk size given"
     else:
         size, why = auto_chunk_size(frames, load_s, frame_s, parallel)
-    wall, busy = schedule_seconds(frames, size, load_s, frame_s, parallel)
+    if split_samples <= 1:
+        wall, busy = schedule_seconds(frames, size, load_s, frame_s, parallel)
     wall += AWS_BOOT_S if aws else 0.0
-    chunks = math.ceil(frames / size) if frames else 0
+    chunks = (frames * split_samples if split_samples > 1 else math.ceil(frames / size)) if frames else 0
+    contended = ""
+    if timed.seconds_per_frame > measured.seconds_per_frame * 1.02:  # AWS: the figures alone
+        contended = (f" (timed {timed.seconds_per_frame:.2f} s while other programs kept "
+                     f"{measured.others_cores:.1f} core(s) busy)")  # fmt: skip
+    elif measured.others_cores >= 0.25:
+        contended = f" (other programs kept {measured.others_cores:.1f} core(s) busy; assumed to go on)"
     assumptions = [
         f"scout on this computer: start-up+load {measured.load_seconds:.1f} s, {measured.seconds_per_frame:.2f} s per "
-        f"frame with {measured.threads} thread(s), peak memory {measured.peak_rss_mib:.0f} MiB",
+        f"frame with {measured.threads} thread(s){contended}, peak memory {measured.peak_rss_mib:.0f} MiB",
         f"chunk size {size}: {why}",
     ]
+    persist, persist_why = persistent_data(engine, size, measured.peak_rss_mib, memory_mib)
+    assumptions.append(persist_why + " of a chunk")
     if aws:
         assumptions.append(
             f"one instance vCPU renders like one thread of this computer ({job_threads} vCPUs per job: "
@@ -146,6 +205,7 @@ def estimate(
     quote = Quote(
         frames=frames, chunk_size=size, chunks=chunks, chunk_reason=why, parallel=parallel,
         wall_seconds=wall, wall_low=wall * TIME_LOW, wall_high=wall * TIME_HIGH, assumptions=assumptions,
+        persistent_data=persist, split_samples=split_samples if split_samples > 1 else 0,
     )  # fmt: skip
     if price_per_vcpu_hour is not None:
         median, low, high = price_per_vcpu_hour

@@ -8,6 +8,7 @@ vCPUs of one render job; each can also be given directly. Prices: see :mod:`.pri
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -88,10 +89,14 @@ def aws_quote(
     spot: PriceTable,
     demand: PriceTable,
     chunk_size: int | None = None,
+    engine: str = "",
+    memory_mib: int = 0,
+    split_samples: int = 0,
 ) -> Quote:
     quote = estimate(
         measured, frames, parallel=capacity.parallel, job_threads=capacity.job_vcpus, chunk_size=chunk_size,
         price_per_vcpu_hour=spot.summary(), price_date=spot.date, price_source=spot.source, aws=True,
+        engine=engine, memory_mib=memory_mib or capacity.job_memory_mib, split_samples=split_samples,
     )  # fmt: skip
     if quote.cost is not None and demand is not spot:
         on_demand = quote.vcpu_hours * demand.summary()[0]
@@ -103,8 +108,23 @@ def aws_quote(
     return quote
 
 
-def local_quote(measured: Measured, frames: int, parallel: int, job_threads: int, chunk_size: int | None) -> Quote:
-    return estimate(measured, frames, parallel=parallel, job_threads=job_threads, chunk_size=chunk_size)
+def local_quote(
+    measured: Measured, frames: int, parallel: int, job_threads: int, chunk_size: int | None, engine: str = "",
+    split_samples: int = 0,
+) -> Quote:
+    return estimate(
+        measured, frames, parallel=parallel, job_threads=job_threads, chunk_size=chunk_size, engine=engine,
+        memory_mib=local_memory_mib(parallel), split_samples=split_samples,
+    )  # fmt: skip
+
+
+def local_memory_mib(parallel: int) -> float:
+    """This computer's memory shared by the chunks that render at once, in MiB (0: unknown)."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 0.0
+    return total / 2**20 / max(1, parallel)
 
 
 def scene_frames(blend: Path, scene: str, frames_text: str) -> tuple[Any, list[int]]:
@@ -128,7 +148,8 @@ def measured_chunk_size(
     measured = scout_render(
         blend, picks, scene=snapshot.scene, engine=snapshot.engine, saved_by=snapshot.blender_version
     )
-    frame_s = measured.seconds_per_frame * max(1, measured.threads) / max(1, job_threads)
-    load_s = measured.load_seconds + (AWS_CHUNK_OVERHEAD_S if aws else 0.0)
+    sized = measured.alone() if aws else measured  # AWS instances render alone (scout.py)
+    frame_s = sized.seconds_per_frame * max(1, measured.threads) / max(1, job_threads)
+    load_s = sized.load_seconds + (AWS_CHUNK_OVERHEAD_S if aws else 0.0)
     size, why = auto_chunk_size(len(frames), load_s, frame_s, parallel)
     return size, why, measured

@@ -10,7 +10,18 @@ child starts to each ``ABR_FRAME`` line:
   frame when one is rendered); the first frame's extra (shader compile, first sync) is
   counted with the start-up, since every chunk pays it once;
 * start-up + load L: time to the first frame written, minus F;
-* peak resident memory: the child's ``ru_maxrss`` from ``wait4``.
+* peak resident memory: the child's ``ru_maxrss`` from ``wait4``;
+* other programs' load: on a busy computer (two cores shared with a compiler, another
+  render) the frames take longer than they would alone, and the quote would carry that
+  into every chunk. Each frame event also carries the child's CPU seconds; with the whole
+  computer's busy time from ``/proc/stat`` over the same span, the CPU the others took is
+  known, and F alone is F scaled to the cores the scout would have had (up to its threads):
+  ``F x ours / min(threads, ours + others)``, both in cores. Start-up and loading run
+  mostly on one core: alone they take about their CPU seconds, so L alone is at most the
+  child's CPU seconds before its first frame (less that frame's). Without ``/proc/stat``
+  (not Linux) both are as timed. AWS quotes use the figures alone (an instance renders one
+  job per vCPU set, not the user's other programs); local quotes keep them as timed (the
+  render runs on this computer, under its load).
 
 Nothing is written next to the user's file: frames go to a temporary folder, removed.
 """
@@ -50,11 +61,13 @@ def scout_frames(frame_start: int, frame_end: int, frame_step: int = 1, count: i
     return sorted(picks)
 
 
-def inner_argv() -> list[str]:
-    """A Blender binary (``BLENDER_BIN``), a Python with bpy (``BLENDER_PYTHON``), or this
-    Python, running the worker's inner render script with the job on stdin."""
+def inner_argv(blender_bin: str = "") -> list[str]:
+    """A Blender binary (``blender_bin``, else ``BLENDER_BIN``), a Python with bpy
+    (``BLENDER_PYTHON``), or this Python, running the worker's inner render script with the
+    job on stdin. Inside a Blender binary the add-on passes ``bpy.app.binary_path``: its
+    ``sys.executable`` is a Python without bpy."""
     script = str(import_root() / "worker" / "inner_render.py")
-    binary = os.environ.get("BLENDER_BIN", "")
+    binary = blender_bin or os.environ.get("BLENDER_BIN", "")
     if binary:
         return [binary, "-b", "--factory-startup", "--python", script, "--", "--job", "-"]
     return [os.environ.get("BLENDER_PYTHON", "") or sys.executable, script, "--job", "-"]
@@ -69,6 +82,7 @@ def scout_render(
     threads: int = 0,
     saved_by: str = "",
     timeout: float = 1800,
+    blender_bin: str = "",
 ) -> Measured:
     """Render ``frames`` of ``blend`` once in a child Blender and measure it."""
     if not frames:
@@ -81,12 +95,12 @@ def scout_render(
     env = dict(
         os.environ, PYTHONPATH=os.pathsep.join(p for p in (str(import_root()), os.environ.get("PYTHONPATH")) if p)
     )
-    events: list[tuple[float, float]] = []  # (seconds since start, render seconds)
+    events: list[tuple[float, float, float, float | None]] = []  # (since start, render s, child CPU s, busy)
     errors: list[str] = []
     t0 = time.perf_counter()
     try:
         proc = subprocess.Popen(
-            inner_argv(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            inner_argv(blender_bin), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             text=True, env=env, cwd=str(out_dir),
         )  # fmt: skip
     except OSError as exc:
@@ -101,7 +115,9 @@ def scout_render(
         for line in proc.stdout:
             tag, _, payload = line.strip().partition(" ")
             if tag == FRAME_TAG:
-                events.append((time.perf_counter() - t0, float(json.loads(payload).get("seconds", 0.0))))
+                data = json.loads(payload)
+                events.append((time.perf_counter() - t0, float(data.get("seconds", 0.0)), float(data.get("cpu", 0.0)),
+                               busy_core_seconds()))  # fmt: skip
             elif tag == ERROR_TAG:
                 errors.append(str(json.loads(payload).get("message", payload)))
             if time.perf_counter() - t0 > timeout:
@@ -116,16 +132,56 @@ def scout_render(
     if proc.returncode != 0 or len(events) < len(frames):
         why = errors[0] if errors else f"Blender exited with {proc.returncode} after {len(events)} frame(s)"
         raise ScoutError(f"The scout render of {blend.name} failed: {why}")
-    renders = [s for _t, s in events]
+    renders = [e[1] for e in events]
     frame_s = statistics.mean(renders[1:]) if len(renders) > 1 else renders[0]
     # wall per frame between events also counts writing the image: prefer it when larger
     if len(events) > 1:
         frame_s = max(frame_s, (events[-1][0] - events[0][0]) / (len(events) - 1))
-    load = max(0.0, events[0][0] - frame_s)
+    used = threads or (os.cpu_count() or 1)
+    factor, others = alone_factor(events, used)
+    load = alone_load = max(0.0, events[0][0] - frame_s)
+    if factor < 1.0:  # others were busy: start-up and load alone take about their CPU seconds
+        frame_cpu = (events[-1][2] - events[0][2]) / (len(events) - 1)
+        alone_load = min(load, max(0.0, events[0][2] - frame_cpu))
     return Measured(
         load_seconds=load,
         seconds_per_frame=frame_s,
         peak_rss_mib=usage.ru_maxrss / 1024,  # KiB on Linux
-        threads=threads or (os.cpu_count() or 1),
+        threads=used,
         frames=list(frames),
+        alone_load_seconds=alone_load,
+        alone_seconds_per_frame=frame_s * factor,
+        others_cores=others,
     )
+
+
+def alone_factor(events: list[tuple[float, float, float, float | None]], threads: int) -> tuple[float, float]:
+    """(factor for the frame time had the computer been ours alone, cores the others used)
+    from the first to the last frame event: ours = child CPU seconds / wall seconds, others =
+    the computer's busy core-seconds / wall seconds - ours."""
+    if len(events) < 2 or events[0][3] is None or events[-1][3] is None:
+        return 1.0, 0.0
+    span = events[-1][0] - events[0][0]
+    if span <= 0:
+        return 1.0, 0.0
+    ours = max(0.0, events[-1][2] - events[0][2]) / span
+    others = max(0.0, (events[-1][3] - events[0][3]) / span - ours)
+    if ours <= 0:
+        return 1.0, others
+    alone = min(float(threads), ours + others)
+    return (min(1.0, ours / alone) if alone > 0 else 1.0), others
+
+
+def busy_core_seconds() -> float | None:
+    """Seconds every core of this computer has been busy since boot (``/proc/stat``), or None."""
+    try:
+        with open("/proc/stat", encoding="ascii") as fh:
+            fields = fh.readline().split()
+    except OSError:
+        return None
+    if not fields or fields[0] != "cpu":
+        return None
+    ticks = [int(v) for v in fields[1:]]
+    idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)  # idle + iowait
+    guest = sum(ticks[8:10]) if len(ticks) > 9 else 0  # guest time is also counted in user
+    return (sum(ticks) - idle - guest) / os.sysconf("SC_CLK_TCK")

@@ -45,6 +45,7 @@ class SubmitOptions:
     # On S3, inputs uploaded longer ago than this go up again: the stack's lifecycle expires
     # inputs/ by age (InputRetentionDays, 30 by default), and a render must not outlive them.
     refresh_inputs_after_days: float | None = 7.0
+    persistent_data: bool = False  # Cycles Persistent Data in multi-frame chunks (quote.model.persistent_data)
     split_samples: int = 0  # 2+: split each frame in this many sample ranges (a still); 0/1: no split
     blender_bin: str = ""  # a Blender binary for child processes ("" = BLENDER_BIN, or this Python's bpy)
 

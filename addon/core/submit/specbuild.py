@@ -184,6 +184,7 @@ def build_spec(
             # (the stitch still checks that every frame has the same size)
             width=0 if snapshot.facts.get("crop_to_border") else snapshot.width,
             height=0 if snapshot.facts.get("crop_to_border") else snapshot.height,
+            persistent_data=options.persistent_data and snapshot.engine == "CYCLES" and max(map(len, slices)) > 1,
         ),
         source_name=source_name,
         still_split=split,
