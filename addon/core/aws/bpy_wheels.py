@@ -35,9 +35,8 @@ Fetch = Callable[[str], dict[str, Any]]
 
 
 class BpyWheelError(AwsBatchRenderError):
-    """No usable bpy wheel for the asked Blender version (or the index could not be read)."""
-
-    exit_code = 9  # image publish failed
+    """No usable bpy wheel for the asked Blender version (or the index could not be read).
+    ``image_versions`` turns it into an ``ImagePublishError`` (exit 9) for the command line."""
 
 
 def index_url() -> str:
