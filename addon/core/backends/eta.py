@@ -10,8 +10,13 @@ the start-up and renders its frames. The estimate is when the last slot frees.
 What it learns comes from the per-slice progress records both backends read, seen poll
 after poll in this process (:class:`ChunkSchedule` keeps that history per submission):
 - the wall-clock pace of a chunk: seconds between its frames as they arrive, which counts
-  the saving, uploading and sharing of the CPU that the render time leaves out;
-- the start-up: from a chunk's start (``started_at``) to its first frame, less one frame.
+  the saving, uploading and sharing of the CPU that the render time leaves out; chunks
+  still to come take the median pace of the chunks started last, so one straggler does
+  not stretch them;
+- the start-up: from a chunk's slot freeing to its first record with frames, less those
+  frames (a poll now and then may see several at once);
+- the sizes of chunks no record describes yet: the submission's chunk size, the rest in
+  the last one.
 Pure functions and plain data: no bpy, no I/O.
 """
 
