@@ -1,32 +1,30 @@
 """The ETA on recorded timelines from both backends, replayed poll by poll through
 ``summarize`` (the function both backends call), each ETA compared with the time the last
-frame really took to arrive.
+frame really took to arrive; and on synthetic timelines of the same shape.
 
 The data (tests/data/eta/):
 - ``local-*``: renders recorded with the local backend ("This computer": the real worker
-  and Blender, chunks running at once; bench/record_eta_timeline.py). They were recorded
-  on a 2-core machine shared with other jobs (load 5-7): its speed changed under the
-  render, up to 40 % between chunks of the same size in one run (``-a``: chunks took
-  12.6-17.8 s; ``-b``: 7.1-11.5 s). ``60f-6x3`` runs 3 chunks of 1 thread on 2 cores, more
-  than the default concurrency (cores / threads per chunk), so chunks speed up when fewer
-  run.
+  and Blender, its default concurrency here, 2 chunks of 1 thread on 2 cores, more chunks
+  than slots; bench/record_eta_timeline.py). The recorder keeps, per poll, the cores the
+  whole machine and the render's own processes used. They were made on a 2-core machine
+  shared with other test runs, the render's processes given the scheduler's preference
+  (``--favour -15``) so that it ran as a user's main job would. Four shapes, each recorded
+  twice (``-1``, ``-2``), all kept: 12 chunks of 4, 10 of 6, 6 of 8 and a last of 2, 3 of
+  10 (one runs alone at the end).
 - ``aws-*``: the real AWS backend against moto, with moto's job states, the frames (their
   upload times) and the workers' progress records scripted poll after poll as a compute
   environment of 4 instances would produce them (bench/record_eta_timeline_aws.py).
 
-The bar: once 20 % of the frames are done, EVERY poll of the AWS timelines is within 25 %
-of the truth (or within one poll interval, 10 s, when less than that is left: the next
-poll shows the render done). The local timelines hold the same bar at four polls in five
-(-a: 15 of 143 polls miss, -b: 16 of 88, 60f-6x3: 13 of 91) and every poll within 70 %:
-the misses are where the machine itself slowed down (-a, -b: not foreseeable from any frame
-before it) or, oversubscribed, sped up as fewer chunks ran (60f-6x3, the last 13 s). There
-the throughput estimate the panel used before misses about as often (23, 4 and 18 polls);
-on the AWS timelines it missed 2 and 5 polls where the schedule misses none.
+The bar, for every timeline: once 20 % of the frames are done, EVERY poll's ETA is within
+25 % of the truth, or within one poll interval (the next poll shows the render done). The
+exceptions are three of the eight local recordings, in ``EXPLAINED`` with what was measured:
+two where the machine under the render changed speed, one near miss (26 %).
 """
 
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 import pytest
@@ -41,6 +39,7 @@ from addon.core.backends.status import (
     summarize,
 )
 from addon.core.progress import SliceProgress
+from tests.eta_timelines import chunk_sizes, synthetic
 
 DATA = Path(__file__).parent / "data" / "eta"
 T0 = 1_800_000_000.0  # any fixed unix time: the replay's clock
@@ -73,33 +72,63 @@ def replay(sid: str, timeline: dict) -> list[tuple[float, float, float | None]]:
     return out
 
 
-def misses(points, floor: float) -> tuple[list, float]:
+def misses(points, floor: float, least: int = 20) -> tuple[list, float]:
     """Polls past 20 % done whose ETA is off by more than 25 % (or ``floor`` seconds), and
     the worst relative error where 25 % of what was left is more than ``floor``."""
     late = [(frac, left, eta) for frac, left, eta in points if frac >= 0.2]
-    assert len(late) >= 20, "too few polls past 20 % to judge"
+    assert len(late) >= least, "too few polls past 20 % to judge"
     assert all(eta is not None for _f, _l, eta in late), late
     bad = [(round(left, 1), round(eta, 1)) for _f, left, eta in late if abs(eta - left) > max(0.25 * left, floor)]
-    worst = max(abs(eta - left) / left for _f, left, eta in late if 0.25 * left > floor)
+    worst = max((abs(eta - left) / left for _f, left, eta in late if 0.25 * left > floor), default=0.0)
     return bad, worst
 
 
-@pytest.mark.parametrize("path", AWS, ids=lambda p: p.stem)
-def test_every_poll_of_an_aws_batch_run_is_within_25_percent(path):
+#: Local recordings that miss the bar where the machine under the render changed speed,
+#: which the recording shows and no estimate before it could know: what was measured, and
+#: how many polls may miss. Every other recording holds the bar at every poll.
+EXPLAINED: dict[str, tuple[str, int]] = {
+    # (the recorder's CPU accounting: "own" is the cores the render's processes used, of 2)
+    "local-50f-8x2-1": (
+        "until 12 s other processes held part of the machine (own 1.2-1.4 cores) and the first two"
+        " chunks rendered at 0.8-1.3 s a frame; then it freed up (own 1.8-1.9) and every later chunk"
+        " ran at 0.5-0.9 s: the ETA from the first chunks was up to 51 % high until the new pace"
+        " showed (13 polls at 9.5-15.8 s, 2 more at 21-23 s)",
+        15,
+    ),
+    "local-48f-4x2-1": (
+        "the last 2 s: with other processes holding 0.8 of the 2 cores (own 1.1-1.2), the last"
+        " chunk's last two frames took 1.1 and 1.0 s after 1.5 s, once the chunk beside it ended;"
+        " the ETA was 1.0 s high with 1.9 and 1.3 s left",
+        2,
+    ),
+    "local-30f-10x2-1": (
+        "a near miss, not a load change (own 1.8-1.9 cores while two chunks ran, 1.0 of 1 after):"
+        " the last chunk, alone from 9.6 s, took 0.77 s for its first interval and then 0.5-0.7 s,"
+        " faster than the 0.6-0.9 s of the chunks before it; at 12.9 s the ETA was 5.6 s for 4.4 s"
+        " left (26 %)",
+        1,
+    ),
+}
+
+
+@pytest.mark.parametrize("path", [*AWS, *LOCAL], ids=lambda p: p.stem)
+def test_every_poll_past_20_percent_of_a_recorded_render_is_within_25_percent(path):
     timeline = json.loads(path.read_text())
     bad, worst = misses(replay("eta-" + path.stem, timeline), floor=timeline["poll_s"])
+    if path.stem in EXPLAINED:
+        reason, allowed = EXPLAINED[path.stem]
+        assert 0 < len(bad) <= allowed, f"{reason}: {len(bad)} polls off by more than 25 % (left, ETA): {bad}"
+        return
     assert bad == [], f"{len(bad)} polls off by more than 25 % (left, ETA): {bad}"
     assert worst <= 0.25, worst
 
 
-@pytest.mark.parametrize("path", LOCAL, ids=lambda p: p.stem)
-def test_a_recorded_local_render_is_within_25_percent_at_four_polls_in_five(path):
-    timeline = json.loads(path.read_text())
-    points = replay("eta-" + path.stem, timeline)
-    bad, worst = misses(points, floor=2.0)
-    late = sum(1 for frac, _l, _e in points if frac >= 0.2)
-    assert len(bad) <= 0.2 * late, f"{len(bad)} of {late} polls off by more than 25 % (left, ETA): {bad}"
-    assert worst <= 0.7
+def test_the_local_recordings_are_the_backends_default_with_chunks_waiting():
+    for path in LOCAL:
+        timeline = json.loads(path.read_text())
+        assert timeline["concurrency"] == 2, path.name  # 2 cores, 1 thread a chunk
+        assert any(p["chunk_counts"].get("RUNNABLE") for p in timeline["polls"][5:]), path.name
+    assert len(LOCAL) >= 3
 
 
 def previous_estimate(timeline: dict) -> list[tuple[float, float, float | None]]:
@@ -153,3 +182,54 @@ def test_throughput_is_unknown_until_frames_arrive_and_restarts_on_a_retry():
     assert THROUGHPUT.observe(sid, 10, T0 + 20) == pytest.approx(10 / 20)  # the window reaches t=0
     assert estimate_eta(30, 99.0, 1, 0, throughput=0.5) == pytest.approx(60.0)
     assert THROUGHPUT.observe(sid, 2, T0 + 30) is None  # fewer frames: a retry, start over
+
+
+SHAPES = {
+    "constant pace, 12 chunks of 4 on 2 slots": dict(sizes=chunk_sizes(48, 4), slots=2, pace=1.5),
+    "first frame of each chunk 2 s slower (scene load)": dict(sizes=chunk_sizes(48, 4), slots=2, pace=1.5, first=2.0),
+    "a long start-up": dict(sizes=chunk_sizes(48, 4), slots=2, pace=1.0, startup=8.0),
+    "the rest in a last chunk of 2": dict(sizes=chunk_sizes(50, 8), slots=2, pace=1.5),
+    "a last chunk of 1 on 4 slots": dict(sizes=chunk_sizes(55, 6), slots=4, pace=2.8, startup=1.0, first=1.0),
+    "3 chunks on 2 slots: one runs alone at the end": dict(sizes=chunk_sizes(30, 10), slots=2, pace=1.5),
+    "one slot": dict(sizes=chunk_sizes(30, 5), slots=1, pace=1.5),
+    "one frame a chunk, polls 5 s apart": dict(sizes=chunk_sizes(40, 1), slots=2, pace=2.5, first=1.0, poll=5.0),
+    "polls 10 s apart, 4 slots, a long start-up (AWS)": dict(
+        sizes=chunk_sizes(120, 10), slots=4, pace=4.0, startup=20.0, first=3.0, dispatch=8.0, poll=10.0
+    ),
+}
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=list(SHAPES))
+def test_every_poll_past_20_percent_of_a_synthetic_render_is_within_25_percent(shape):
+    timeline = synthetic(**SHAPES[shape])
+    bad, worst = misses(replay("synthetic", timeline), floor=timeline["poll_s"], least=10)
+    assert bad == [], f"{len(bad)} polls off by more than 25 % (left, ETA): {bad}"
+    assert worst <= 0.25, worst
+
+
+def test_a_straggler_chunk_is_within_25_percent_once_its_second_frame_shows_its_pace():
+    """Chunk 5 of 8 renders at half the pace of the others (heavier frames): no estimate can
+    know before its frames show it, and from then on it must not stretch the chunks after it."""
+    timeline = synthetic(sizes=chunk_sizes(48, 6), slots=2, pace=lambda i: 3.0 if i == 5 else 1.5)
+    shown = next(p["t"] for p in timeline["polls"] for r in p["records"] if r["index"] == 5 and r["frames_done"] >= 2)
+    points = [pt for pt, p in zip(replay("straggler", timeline), timeline["polls"]) if p["t"] >= shown]
+    bad, _worst = misses([(1.0, left, eta) for _f, left, eta in points], floor=timeline["poll_s"])
+    assert bad == [], f"{len(bad)} polls off by more than 25 % (left, ETA): {bad}"
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_every_poll_of_a_random_synthetic_render_is_within_25_percent(seed):
+    """Random shapes the way a submission splits (chunk 1-12 frames, the rest last), 1-4
+    slots, start-ups, slow first frames and poll intervals of 0.5-5 s, each at a steady pace."""
+    rng = random.Random(seed)
+    timeline = synthetic(
+        sizes=chunk_sizes(rng.randint(8, 120), rng.randint(1, 12)),
+        slots=rng.randint(1, 4),
+        pace=rng.uniform(0.5, 3.0),
+        startup=rng.uniform(0.5, 6.0),
+        first=rng.uniform(0.0, 3.0),
+        poll=rng.choice([0.5, 1.0, 2.0, 5.0]),
+    )
+    bad, worst = misses(replay(f"random-{seed}", timeline), floor=timeline["poll_s"], least=1)
+    assert bad == [], f"{len(bad)} polls off by more than 25 % (left, ETA): {bad}"
+    assert worst <= 0.25, worst

@@ -10,8 +10,13 @@ the start-up and renders its frames. The estimate is when the last slot frees.
 What it learns comes from the per-slice progress records both backends read, seen poll
 after poll in this process (:class:`ChunkSchedule` keeps that history per submission):
 - the wall-clock pace of a chunk: seconds between its frames as they arrive, which counts
-  the saving, uploading and sharing of the CPU that the render time leaves out;
-- the start-up: from a chunk's start (``started_at``) to its first frame, less one frame.
+  the saving, uploading and sharing of the CPU that the render time leaves out; chunks
+  still to come take the median pace of the chunks started last, so one straggler does
+  not stretch them;
+- the start-up: from a chunk's slot freeing to its first record with frames, less those
+  frames (a poll now and then may see several at once);
+- the sizes of chunks no record describes yet: the submission's chunk size, the rest in
+  the last one.
 Pure functions and plain data: no bpy, no I/O.
 """
 
@@ -38,7 +43,8 @@ class _Slice:
     first_seen: tuple[int, float] = (0, 0.0)  # (frames done, time of the last frame) at first sight
     last: tuple[int, float] = (0, 0.0)
     started_at: float = 0.0
-    first_frame_at: float = 0.0  # when its first frame arrived, if seen going 0 -> 1
+    lead_seen: bool = False  # its start-up is in ``_History.leads``
+    ended: bool = False  # its last frame is in ``_History.ends``
     recent: float = 0.0  # seconds per frame, recent frames weighing most (0: unknown)
 
 
@@ -47,7 +53,9 @@ class _History:
     slices: dict[int, _Slice] = field(default_factory=dict)
     capacity: int = 0  # the most chunks seen running at once while others waited
     pace: float = 0.0  # seconds per frame over every chunk, recent frames weighing most
-    lead: float = -1.0  # seconds from a slot freeing to the first frame there (-1: unknown)
+    # (frames, seconds) from a slot freeing to the first record of its chunk with frames:
+    # a poll now and then may see several frames at once, so the frame count comes along
+    leads: list[tuple[int, float]] = field(default_factory=list)
     ends: list[float] = field(default_factory=list)  # when each finished chunk wrote its last frame
     started: int = 0  # chunks that had started (running or ended) at the last poll
     activations: list[float] = field(default_factory=list)  # the poll that first saw each of them
@@ -87,10 +95,10 @@ class ChunkSchedule:
         hist.started = started
         if waiting:
             hist.capacity = max(hist.capacity, active)
-        pace = hist.pace or _render_pace(records)
+        pace = _typical_pace(hist, 2 * max(hist.capacity, active, 1) + 1) or hist.pace or _render_pace(records)
         if pace is None:
             return None
-        startup = max(0.0, hist.lead - pace) if hist.lead >= 0 else pace  # the lead less its frame
+        startup = _startup(hist, pace)
         running = [r for r in records if r.state == "RUNNING" and r.frames_done < r.frames_total]
         ends = []
         left_in_running = 0
@@ -107,13 +115,14 @@ class ChunkSchedule:
         # running without a record yet (AWS reads one now and then): started when a poll
         # first saw that many chunks running, with a share of the frames no record claims
         unseen = max(0, active - len(running))
-        size = max(0, frames_left - left_in_running) / (waiting + unseen) if waiting + unseen else 0.0
-        for began in sorted(hist.activations)[len(hist.activations) - unseen :] if unseen else ():
+        chunk = max(r.frames_total for r in records)
+        sizes = _sizes(max(0, frames_left - left_in_running), waiting + unseen, chunk)
+        for began, size in zip(sorted(hist.activations)[len(hist.activations) - unseen :] if unseen else (), sizes):
             ends.append(max(began + startup + pace - now, 0.1 * pace) + (size - 1) * pace)
         slots = [*ends, *[0.0] * max(0, max(hist.capacity, active, 1) - len(ends))]
         heapq.heapify(slots)
         finish = max(ends, default=0.0)
-        for _ in range(waiting):
+        for size in sizes[unseen:]:
             t = heapq.heappop(slots) + startup + size * pace
             finish = max(finish, t)
             heapq.heappush(slots, t)
@@ -133,13 +142,13 @@ class ChunkSchedule:
             step = (r.updated_at - s.last[1]) / (r.frames_done - s.last[0])
             s.recent = _blend(s.recent, step, RECENT_WEIGHT)
             hist.pace = _blend(hist.pace, step, SHARED_WEIGHT)
-        if r.frames_done == 1 and s.last[0] == 0 and not s.first_frame_at and s.started_at:
-            s.first_frame_at = r.updated_at
+        if r.frames_done and not s.lead_seen and s.started_at and r.updated_at >= s.started_at:
+            s.lead_seen = True
             # from when its slot freed (the chunk before it ended), so the time the next
             # chunk takes to be started counts too
-            lead = max(0.0, s.first_frame_at - _freed(hist, s.started_at))
-            hist.lead = lead if hist.lead < 0 else STARTUP_WEIGHT * lead + (1 - STARTUP_WEIGHT) * hist.lead
-        if r.frames_done >= r.frames_total and s.last[0] < r.frames_total:
+            hist.leads.append((r.frames_done, max(0.0, r.updated_at - _freed(hist, s.started_at))))
+        if r.frames_done >= r.frames_total and not s.ended:  # seen running or already done
+            s.ended = True
             hist.ends.append(r.updated_at)
         s.last = now_seen
 
@@ -153,6 +162,41 @@ def _slice_pace(s: _Slice | None) -> float | None:
         return s.recent
     frames = s.last[0] - s.first_seen[0]
     return (s.last[1] - s.first_seen[1]) / frames if frames > 0 and s.last[1] > s.first_seen[1] else None
+
+
+def _sizes(frames: int, count: int, chunk: int) -> list[float]:
+    """The frames of ``count`` chunks no record describes yet, in the order they run: a
+    submission splits its frames into chunks of one size with the rest in the last, so
+    ``chunk`` frames each and the rest last where that adds up, else an even share."""
+    if count <= 0:
+        return []
+    if chunk and (count - 1) * chunk < frames <= count * chunk:
+        return [float(chunk)] * (count - 1) + [float(frames - (count - 1) * chunk)]
+    return [frames / count] * count
+
+
+def _startup(hist: _History, pace: float) -> float:
+    """Seconds from a slot freeing to a chunk's first frame there, less that frame (so the
+    first frame's extra cost, the scene loading, counts as start-up): each chunk's lead less
+    the frames it held by then at ``pace``, the latest chunks weighing most."""
+    out = -1.0
+    for frames, lead in hist.leads:
+        one = max(0.0, lead - frames * pace)
+        out = one if out < 0 else STARTUP_WEIGHT * one + (1 - STARTUP_WEIGHT) * out
+    return out if out >= 0 else pace
+
+
+def _typical_pace(hist: _History, window: int) -> float | None:
+    """The pace a chunk still to come will likely have: the median of the own paces of the
+    ``window`` chunks started last (one slot more than run at once), so one straggler, slow
+    for its own frames' sake, does not stretch every chunk after it."""
+    recent = sorted(hist.slices.values(), key=lambda s: s.started_at or s.first_seen[1])
+    paces = [p for p in (_slice_pace(s) for s in recent) if p][-window:]
+    if not paces:
+        return None
+    paces.sort()
+    mid = len(paces) // 2
+    return paces[mid] if len(paces) % 2 else (paces[mid - 1] + paces[mid]) / 2
 
 
 def _freed(hist: _History, started_at: float) -> float:
