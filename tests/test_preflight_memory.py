@@ -7,6 +7,7 @@ line names both numbers, exit 43, nothing uploaded; enough memory: no finding.""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from pathlib import Path
@@ -96,3 +97,43 @@ def test_submit_with_an_error_finding_leaves_the_s3_bucket_empty(aws_settings, s
     out, err = capsys.readouterr()
     assert code == CHECK_ERRORS and "NO_CAMERA" in err and "Submitted" not in out, err
     assert client("s3", aws_settings).list_objects_v2(Bucket=s3_bucket)["KeyCount"] == 0  # nothing uploaded
+
+
+def test_panel_estimate_reports_the_peak_above_the_stacks_job_memory(heavy, aws, aws_settings, tmp_path,
+                                                                     monkeypatch):  # fmt: skip
+    """The panel's Estimate (scout in a thread) checks the peak against the stack's
+    RenderMemoryMiB and shows the finding as the quote's error."""
+    bpy = pytest.importorskip("bpy")
+    from test_addon_support import configure_prefs, drain, ensure_installed, mod, reset_addon_state, set_online
+
+    template = {
+        "Parameters": {"RenderMemoryMiB": {"Type": "String"}},
+        "Resources": {"Nothing": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
+    }
+    client("cloudformation", aws_settings).create_stack(
+        StackName="abr-mem", TemplateBody=json.dumps(template),
+        Parameters=[{"ParameterKey": "RenderMemoryMiB", "ParameterValue": str(LIMIT_MIB)}],
+    )  # fmt: skip
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    ensure_installed()
+    reset_addon_state()
+    set_online(True)
+    q = None
+    try:
+        configure_prefs(aws.endpoint, "abr-test", {})
+        bpy.ops.wm.open_mainfile(filepath=str(heavy))
+        mod("blender.config").prefs().stack_name = "abr-mem"
+        assert bpy.ops.awsbatch.estimate() == {"FINISHED"}
+        bg = mod("blender.background")
+        drain(timeout=180, until=lambda: not bg.busy("estimate") and bg.MESSAGES.empty())
+        drain(timeout=10)
+        q = bpy.context.window_manager.awsbatch_quote
+        assert q.line.startswith("≈ $"), (q.line, q.error)
+        peak, allowed = _finding(q.error)
+        assert allowed == LIMIT_MIB and peak > LIMIT_MIB
+    finally:
+        set_online(False)
+        mod("blender.config").prefs().stack_name = ""
+        reset_addon_state()
+        if q is not None:
+            q.line, q.error, q.backend, q.price_per_vcpu_hour = "", "", "", 0.0
