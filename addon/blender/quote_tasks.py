@@ -43,7 +43,7 @@ def estimate(blend_copy: str, snapshot: Any, request: Any, temp_dir: str, *, can
         answer = answer_of(quote, measured, 0)
         bg.post(
             QuoteReady(answer.line, answer.assumptions, request.backend, answer.price_per_vcpu_hour,
-                       answer.price_source)
+                       answer.price_source, error=memory_error(request, measured.peak_rss_mib))
         )  # fmt: skip
     except AwsBatchRenderError as exc:
         log.info("estimate failed: %s", exc)
@@ -55,3 +55,15 @@ def estimate(blend_copy: str, snapshot: Any, request: Any, temp_dir: str, *, can
         bg.post(QuoteReady(backend=request.backend, error=message))
     finally:
         shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def memory_error(request: Any, peak_mib: float) -> str:
+    """The preflight check's memory finding, as ``estimate`` reports it: the scout's peak
+    above a job's memory (the stack's RenderMemoryMiB; AWS with a stack only). "" when it fits."""
+    if request.backend != "aws" or not request.stack_name:
+        return ""
+    from ..core.quote.request import aws_capacity
+    from ..core.submit.preflight import CheckReport, memory_findings
+
+    memory = aws_capacity(request.settings, request.stack_name).job_memory_mib
+    return " ".join(CheckReport(memory_findings(peak_mib, memory or None)).lines())
