@@ -145,3 +145,19 @@ def test_the_measured_chunk_lines_fit_the_default_width(addon, estimated):
     assert cut == [], "\n".join(map(str, cut))
     texts = _panel_texts()
     assert any(t.startswith("Chunk size 12" if estimated else "Render runs a scout") for t in texts), texts
+
+
+@pytest.mark.parametrize("after", [0.0, 2.0])
+def test_a_cancelled_scout_stops_its_blender(tiny_scene, after):
+    """Cancelled before the child Blender reads its job, or while it renders: it is killed at once."""
+    import threading
+
+    from addon.core.quote.scout import ScoutCancelled, scout_render
+
+    cancel = threading.Event()
+    timer = threading.Timer(after, cancel.set)
+    timer.start()
+    started = time.perf_counter()
+    with pytest.raises(ScoutCancelled, match="cancelled"):
+        scout_render(tiny_scene, list(range(1, 301)), engine="CYCLES", cancel=cancel)
+    assert time.perf_counter() - started < after + 8

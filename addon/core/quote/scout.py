@@ -121,8 +121,11 @@ def scout_render(
         threading.Thread(target=_kill_on_cancel, args=(proc, cancel), name="scout-cancel", daemon=True).start()
     try:
         assert proc.stdin is not None and proc.stdout is not None
-        proc.stdin.write(json.dumps(job) + "\n")
-        proc.stdin.close()
+        try:
+            proc.stdin.write(json.dumps(job) + "\n")
+            proc.stdin.close()
+        except BrokenPipeError:  # the child ended at once (killed on cancel): said below
+            pass
         for line in proc.stdout:
             tag, _, payload = line.strip().partition(" ")
             if tag == FRAME_TAG:
