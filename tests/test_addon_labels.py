@@ -65,6 +65,7 @@ def test_no_label_is_cut_off_at_the_default_width(addon, backend):
     panel = mod("blender.panel")
     scene = bpy.context.scene
     scene.awsbatch.backend = backend
+    scene.awsbatch_budget.use_max_cost = True  # its Max Cost and price fields show
     rt = runtime()
     _fill(rt)
     rt.submit_error = LONG_ERROR

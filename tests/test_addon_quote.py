@@ -64,7 +64,7 @@ def test_a_cap_on_this_computer_needs_a_price(addon, tiny_scene):
     scene = _local_scene(tiny_scene, "1-4", 2)
     b = scene.awsbatch_budget
     b.use_max_cost, b.max_cost, b.price_per_vcpu_hour = True, 5.0, 0.0
-    with pytest.raises(RuntimeError, match="needs a price: set Price per vCPU-hour"):
+    with pytest.raises(RuntimeError, match=r"needs a price: set \$/vCPU-hour"):
         bpy.ops.awsbatch.submit()
     assert "needs a price" in runtime().submit_error
     assert not mod("blender.background").busy()

@@ -14,6 +14,7 @@ from addon.core.exitcodes import CHECK_ERRORS
 from addon.core.quote.model import (
     AWS_BOOT_S,
     AWS_CHUNK_OVERHEAD_S,
+    LOCAL_CHUNK_OVERHEAD_S,
     Measured,
     auto_chunk_size,
     estimate,
@@ -55,8 +56,11 @@ def test_schedule_and_estimate():
     assert busy == 3 * 5 + 25 and wall == 15 + 10  # chunks of 15, 15, 10 s on two slots
     m = Measured(load_seconds=5, seconds_per_frame=2, peak_rss_mib=500, threads=2)
     local = estimate(m, 48, parallel=1, job_threads=2, chunk_size=12)
-    assert local.cost is None and local.chunks == 4 and local.wall_seconds == 4 * (5 + 24)
-    assert local.line() == "≈ 2 min (87 s–3 min) with 4 chunks of 12 frame(s), 1 at a time on this computer"
+    # each chunk: 5 s start-up+load, the worker's own time, 12 frames of 2 s
+    assert local.cost is None and local.chunks == 4
+    assert local.wall_seconds == pytest.approx(4 * (5 + LOCAL_CHUNK_OVERHEAD_S + 24))
+    assert f"+{LOCAL_CHUNK_OVERHEAD_S:.1f} s per chunk for the worker" in local.assumptions[-1]
+    assert local.line() == "≈ 2 min (88 s–3 min) with 4 chunks of 12 frame(s), 1 at a time on this computer"
     aws = estimate(m, 48, parallel=4, job_threads=4, chunk_size=12, price_per_vcpu_hour=(0.02, 0.01, 0.03),
                    price_date="2026-12-01", aws=True)  # fmt: skip
     # 4 vCPUs per job: 1 s per frame; each chunk 5 + 20 (overhead) + 12 s, all four at once
@@ -166,7 +170,7 @@ def test_aws_quotes_use_the_scout_alone_local_quotes_as_timed():
     m = Measured(load_seconds=4, seconds_per_frame=8, peak_rss_mib=300, threads=2, alone_load_seconds=2,
                  alone_seconds_per_frame=2, others_cores=1.5)  # fmt: skip
     local = estimate(m, 10, parallel=1, job_threads=2, chunk_size=10)
-    assert local.wall_seconds == pytest.approx(4 + 10 * 8)
+    assert local.wall_seconds == pytest.approx(4 + LOCAL_CHUNK_OVERHEAD_S + 10 * 8)
     assert "other programs kept 1.5 core(s) busy; assumed to go on" in local.assumptions[0]
     aws = estimate(m, 10, parallel=1, job_threads=2, chunk_size=10, price_per_vcpu_hour=(1, 1, 1), aws=True)
     assert aws.wall_seconds == pytest.approx(2 + AWS_CHUNK_OVERHEAD_S + 10 * 2 + AWS_BOOT_S)

@@ -153,6 +153,7 @@ class AWSBATCH_OT_submit(bpy.types.Operator):
             split_panel.check_submission(snapshot, options)  # as the CLI does, before packing
             _preflight(context, snapshot)
             budget = quote_panel.budget_for_submit(context, target, options)  # a cap it cannot count stops here
+            options, measure = quote_panel.chunk_for_submit(context, target, snapshot, options)  # "Measured Chunks"
         except AwsBatchRenderError as exc:
             rt.submit_error = str(exc)
             self.report({"ERROR"}, str(exc))
@@ -172,7 +173,7 @@ class AWSBATCH_OT_submit(bpy.types.Operator):
         rt.submitting = True
         rt.submit_phase = "pack"
         rt.submit_fraction = 0.0
-        rt.submit_message = "Packing the scene and its files…"
+        rt.submit_message = "Scout render to size the chunks…" if measure else "Packing the scene and its files…"
         context.window_manager.progress_begin(0, 100)
         where = "this computer" if target.backend == "local" else "AWS Batch"
         self.report({"INFO"}, f"Submitting {snapshot.scene} to {where} in the background")
@@ -182,7 +183,7 @@ class AWSBATCH_OT_submit(bpy.types.Operator):
         # Last: once the thread runs (importing boto3, packing) it competes for the GIL,
         # and every bytecode left here could wait a switch interval for it.
         bg.start("submit", "submit", tasks.submit, blend_copy, snapshot, options, target, records_dir, temp_dir,
-                 budget=budget)
+                 budget=budget, measure_chunk=measure)
         return {"FINISHED"}
 
     def invoke(self, context: Any, event: Any) -> set[str]:

@@ -18,7 +18,7 @@ import shutil
 from typing import Any
 
 import bpy
-from bpy.props import BoolProperty, FloatProperty, PointerProperty, StringProperty
+from bpy.props import BoolProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 
 from ..core.errors import AwsBatchRenderError
 from . import background as bg
@@ -41,11 +41,18 @@ class AWSBATCH_PG_budget(bpy.types.PropertyGroup):
         soft_max=10000.0, precision=2,
     )  # fmt: skip
     price_per_vcpu_hour: FloatProperty(
-        name="Price per vCPU-hour",
+        name="$/vCPU-hour",
         description="US dollars per vCPU-hour the spend is counted in; 0 on AWS uses the Spot price of the "
         "last Estimate (or reads it on submit). This computer needs a price (what an hour of one thread costs)",
         default=0.0, min=0.0, precision=4,
     )  # fmt: skip
+    measured_chunk: BoolProperty(
+        name="Measured Chunks",
+        description="Size the chunks from a scout render (start-up at most 10% of a chunk, enough chunks for "
+        "every slot, at most 1 h each): Estimate measures it, else Render runs the scout first. A Chunk Size "
+        "above 0 still wins",
+        default=False,
+    )
 
 
 class AWSBATCH_PG_quote(bpy.types.PropertyGroup):
@@ -57,6 +64,10 @@ class AWSBATCH_PG_quote(bpy.types.PropertyGroup):
     price_per_vcpu_hour: FloatProperty()
     price_source: StringProperty()
     error: StringProperty()
+    chunk_size: IntProperty()  # the quote's chunk size
+    chunk_reason: StringProperty()
+    chunk_key: StringProperty()  # set when the size was measured: what for (quote_tasks.chunk_key)
+    persistent_data: BoolProperty()
 
 
 def quote_request(scene: Any, context: Any, snapshot: Any, options: Any) -> Any:
@@ -65,10 +76,33 @@ def quote_request(scene: Any, context: Any, snapshot: Any, options: Any) -> Any:
 
     target = config.target(scene, context)
     return QuoteRequest(
-        backend=target.backend, frames=scene_frames(snapshot, options.frames), chunk_size=options.chunk_size or None,
+        backend=target.backend, frames=scene_frames(snapshot, options.frames),
+        chunk_size=None if measuring(scene) else options.chunk_size or None,
         threads=options.threads, stack_name=target.stack_name, settings=target.settings,
         blender_bin=bpy.app.binary_path,
     )  # fmt: skip
+
+
+def measuring(scene: Any) -> bool:
+    """The chunk size comes from measurements: "Measured Chunks" on, no Chunk Size given."""
+    return bool(scene.awsbatch_budget.measured_chunk) and scene.awsbatch.chunk_size == 0
+
+
+def chunk_for_submit(context: Any, target: Any, snapshot: Any, options: Any) -> tuple[Any, bool]:
+    """Render's chunk size: (options, whether the submit thread must measure it first).
+    The last Estimate's measured size when it was for this backend, scene and frames."""
+    from dataclasses import replace
+
+    from ..core.submit.specbuild import scene_frames
+
+    if not measuring(context.scene) or options.split_samples > 1:
+        return options, False
+    q = context.window_manager.awsbatch_quote
+    key = quote_tasks.chunk_key(target.backend, snapshot.scene, scene_frames(snapshot, options.frames))
+    if q.chunk_key == key and q.chunk_size > 0 and not q.error:
+        persist = q.persistent_data and target.backend == "local"
+        return replace(options, chunk_size=q.chunk_size, persistent_data=persist or options.persistent_data), False
+    return options, True
 
 
 def budget_for_submit(context: Any, target: Any, options: Any) -> Any:
@@ -111,6 +145,7 @@ class AWSBATCH_OT_estimate(bpy.types.Operator):
         scene = context.scene
         q = context.window_manager.awsbatch_quote
         q.line, q.assumptions, q.error = "", "", ""
+        q.chunk_size, q.chunk_reason, q.chunk_key = 0, "", ""
         target = config.target(scene, context)
         if target.backend == "aws" and not bpy.app.online_access:  # the Spot prices come from AWS
             q.error = OFFLINE_MESSAGE
@@ -141,6 +176,9 @@ def _quote_ready(m: quote_tasks.QuoteReady, rt: Any) -> None:
     q = bpy.context.window_manager.awsbatch_quote
     q.line, q.assumptions, q.error = m.line, "\n".join(m.assumptions), m.error
     q.backend, q.price_per_vcpu_hour, q.price_source = m.backend, m.price_per_vcpu_hour, m.price_source
+    q.chunk_size, q.chunk_reason, q.chunk_key, q.persistent_data = (
+        m.chunk_size, m.chunk_reason, m.chunk_key, m.persistent_data
+    )
     rt.last_report = m.error or f"Estimate: {m.line}"
 
 
@@ -164,6 +202,12 @@ def draw(layout: Any, context: Any, width: float = 0) -> None:
         _lines(col, q.line, "INFO", width)
     col = layout.column()
     col.use_property_split = True
+    col.prop(b, "measured_chunk")
+    if measuring(context.scene):
+        if q.chunk_key and q.chunk_size and not q.error:
+            _lines(col, f"Chunk size {q.chunk_size}: {q.chunk_reason}", "INFO", width)
+        else:
+            _lines(col, "Render runs a scout render first (or press Estimate)", "INFO", width)
     col.prop(b, "use_max_cost")
     if b.use_max_cost:
         sub = col.column()

@@ -32,6 +32,10 @@ class QuoteReady:
     price_per_vcpu_hour: float = 0.0
     price_source: str = ""
     error: str = ""
+    chunk_size: int = 0  # the quote's chunk size
+    chunk_reason: str = ""  # why that size ("chunk size given" when it was)
+    chunk_key: str = ""  # what it was measured for (chunk_key): Render reuses it only for the same
+    persistent_data: bool = False
 
 
 def estimate(blend_copy: str, snapshot: Any, request: Any, temp_dir: str, *, cancel: threading.Event) -> None:
@@ -41,9 +45,12 @@ def estimate(blend_copy: str, snapshot: Any, request: Any, temp_dir: str, *, can
     try:
         quote, measured = quote_blend(Path(blend_copy), snapshot, request)
         answer = answer_of(quote, measured, 0)
+        measured_for = chunk_key(request.backend, snapshot.scene, request.frames) if request.chunk_size is None else ""
         bg.post(
             QuoteReady(answer.line, answer.assumptions, request.backend, answer.price_per_vcpu_hour,
-                       answer.price_source, error=memory_error(request, measured.peak_rss_mib))
+                       answer.price_source, error=memory_error(request, measured.peak_rss_mib),
+                       chunk_size=answer.chunk_size, chunk_reason=answer.chunk_reason,
+                       chunk_key=measured_for, persistent_data=quote.persistent_data)
         )  # fmt: skip
     except AwsBatchRenderError as exc:
         log.info("estimate failed: %s", exc)
@@ -67,3 +74,43 @@ def memory_error(request: Any, peak_mib: float) -> str:
 
     memory = aws_capacity(request.settings, request.stack_name).job_memory_mib
     return " ".join(CheckReport(memory_findings(peak_mib, memory or None)).lines())
+
+
+def chunk_key(backend: str, scene: str, frames: list[int]) -> str:
+    """What a measured chunk size holds for: the backend, the scene and its frames."""
+    return f"{backend}:{scene}:{frames[0] if frames else ''}-{frames[-1] if frames else ''}:{len(frames)}"
+
+
+def measure_for_submit(
+    blend_copy: str, snapshot: Any, options: Any, backend: str, *, cancel: threading.Event
+) -> tuple[Any, str]:
+    """The panel's Render with a measured chunk size and no Estimate yet: scout-render the
+    saved copy (as ``submit --chunk auto`` does, ``core.quote.quoting.measured_chunk``) and
+    return the options with the measured size (and Persistent Data when it fits, on this
+    computer) and a note that says which size and why. Esc or Cancel stops the scout at once; nothing is submitted."""
+    from dataclasses import replace
+
+    from ..core.backends.local.state import default_concurrency
+    from ..core.quote.model import persistent_data
+    from ..core.quote.quoting import local_memory_mib, measured_chunk
+    from ..core.quote.scout import ScoutCancelled
+    from ..core.submit.options import SubmissionCancelled
+    from ..core.submit.specbuild import scene_frames
+
+    bg.post(bg.SubmitProgress("scout", 0, 1, "Scout render to size the chunks…"))
+    frames = scene_frames(snapshot, options.frames)
+    try:
+        size, why, measured = measured_chunk(
+            backend, Path(blend_copy), snapshot, frames, threads=options.threads, blender_bin=options.blender_bin,
+            cancel=cancel,
+        )  # fmt: skip
+    except ScoutCancelled:
+        raise SubmissionCancelled("Submission cancelled during the scout render; nothing was started.") from None
+    persist = False
+    if backend == "local":
+        persist, _ = persistent_data(
+            snapshot.engine, size, measured.peak_rss_mib, local_memory_mib(default_concurrency(options.threads))
+        )
+    bg.post(bg.SubmitProgress("scout", 1, 1, f"Chunk size {size}: {why}"))
+    note = f"measured chunk size {size}: {why}"
+    return replace(options, chunk_size=size, persistent_data=persist or options.persistent_data), note

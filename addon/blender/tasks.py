@@ -114,11 +114,13 @@ def submit(
     *,
     cancel: threading.Event,
     budget: Any = None,
+    measure_chunk: bool = False,
 ) -> None:
     """Pack, upload, write the spec, submit, record. ``temp_dir`` (holding the saved copy)
     is removed at the end whatever happens. ``budget``: the panel's cap (a
     ``core.quote.request.BudgetRequest``), priced before anything is uploaded and kept in
-    the record, where every poll counts the spend against it."""
+    the record, where every poll counts the spend against it. ``measure_chunk``: size the
+    chunks from a scout render first (``quote_tasks.measure_for_submit``)."""
     from ..core.quote.request import resolve_budget
     from ..core.records import RecordStore
     from ..core.submit.pipeline import prepare_submission
@@ -126,6 +128,11 @@ def submit(
     try:
         target.require_complete()
         cap = resolve_budget(budget, target.settings, target.stack_name)
+        note = ""
+        if measure_chunk:
+            from .quote_tasks import measure_for_submit
+
+            options, note = measure_for_submit(blend_copy, snapshot, options, target.backend, cancel=cancel)
 
         def progress(p: Any) -> None:
             bg.post(bg.SubmitProgress(p.phase, int(p.done), int(p.total), p.message))
@@ -151,7 +158,7 @@ def submit(
         with RECORDS_LOCK:
             RecordStore(records_dir).save(record)
         bg.post(bg.SubmitProgress("submit", 1, 1, "Submitted"))
-        bg.post(bg.SubmitDone(record.to_json(), _summary(record, report)))
+        bg.post(bg.SubmitDone(record.to_json(), _summary(record, report) + (f" ({note})" if note else "")))
     finally:
         shutil.rmtree(temp_dir, ignore_errors=True)
 

@@ -146,19 +146,15 @@ def _spot_price(args: argparse.Namespace, settings: AwsSettings, vcpus: int) -> 
 def _measured_chunk(args: argparse.Namespace, blend: Any, snapshot: Any) -> tuple[int, float]:
     """``--chunk auto``: the chunk size from a scout render (addon.core.quote), and the
     scout's peak memory in MiB."""
-    from ..core.backends.local.state import default_concurrency
-    from ..core.quote.quoting import DEFAULT_JOB_VCPUS, DEFAULT_MAX_VCPUS, measured_chunk_size
+    from ..core.quote.quoting import measured_chunk
     from ..core.submit.specbuild import scene_frames
 
     frames = scene_frames(snapshot, args.frames)
-    if args.backend == "local":
-        parallel = args.concurrency or default_concurrency(args.threads)
-        threads = args.threads or max(1, (os.cpu_count() or 1) // parallel)
-    else:
-        threads = args.vcpus or DEFAULT_JOB_VCPUS
-        parallel = max(1, DEFAULT_MAX_VCPUS // threads)
     err(f"Scout render of {blend.name} to size the chunks…")
-    size, why, measured = measured_chunk_size(blend, snapshot, frames, parallel, threads, aws=args.backend == "aws")
+    size, why, measured = measured_chunk(
+        args.backend, blend, snapshot, frames, threads=args.threads or 0, concurrency=args.concurrency or 0,
+        vcpus=args.vcpus or 0,
+    )  # fmt: skip
     err(f"Chunk size {size}: {why}")
     return size, measured.peak_rss_mib
 

@@ -6,7 +6,9 @@ Assumptions, stated in every quote (``Quote.assumptions``):
 * one vCPU of an instance renders as fast as one thread of this computer (render time
   scales with the thread count of a job); the range widens the time by -25% / +50%;
 * on AWS each chunk also pays :data:`AWS_CHUNK_OVERHEAD_S` (container start, inputs
-  download) and the job waits :data:`AWS_BOOT_S` for the first instances;
+  download) and the job waits :data:`AWS_BOOT_S` for the first instances; on this
+  computer each chunk pays the worker's own :data:`LOCAL_CHUNK_OVERHEAD_S` (measured:
+  bench/chunk_overhead.py) beyond the scout's Blender start-up and load;
 * billing is per vCPU-second of the chunks (instances kept full), at the median Spot
   price of the compute environment's instance types; the range runs from the cheapest
   type at the low time to the dearest at the high time.
@@ -22,6 +24,11 @@ OVERHEAD_SHARE = 0.10
 MAX_CHUNKS = 10_000
 MAX_CHUNK_SECONDS = 3600.0
 AWS_CHUNK_OVERHEAD_S = 20.0
+#: the worker's own time per chunk on this computer, beyond Blender starting and loading (which
+#: the scout measures): ``python -m worker`` starting, copying the inputs, checking and storing
+#: each frame. bench/quote_accuracy.py measured 0.1-0.3 s per chunk beyond the scout's start-up+load
+#: (a chunk's wall time less its frames' render time, from the progress records), 2 shared cores.
+LOCAL_CHUNK_OVERHEAD_S = 0.3
 AWS_BOOT_S = 150.0
 TIME_LOW, TIME_HIGH = 0.75, 1.5
 #: Persistent Data keeps the scene's render data between a chunk's frames: the scout's peak
@@ -86,6 +93,12 @@ class Quote:
         money = f"≈ {money_text(self.cost)} ({money_text(self.cost_low)}–{money_text(self.cost_high)})"
         source = f"{self.price_source} prices" + (f" of {self.price_date}" if self.price_date else "")
         return f"{money} · {when} with {chunks} on up to {self.parallel} instances · {source}"
+
+
+def chunk_overhead_s(aws: bool) -> float:
+    """What a chunk spends beyond the scout's start-up+load: on AWS the container and
+    inputs download, on this computer the worker's own start, copies and checks."""
+    return AWS_CHUNK_OVERHEAD_S if aws else LOCAL_CHUNK_OVERHEAD_S
 
 
 def auto_chunk_size(
@@ -169,7 +182,7 @@ def estimate(
     if aws:  # instances render alone: without the CPU other programs took from the scout
         measured = measured.alone()
     frame_s = measured.seconds_per_frame * max(1, measured.threads) / max(1, job_threads)
-    load_s = measured.load_seconds + (AWS_CHUNK_OVERHEAD_S if aws else 0.0)
+    load_s = measured.load_seconds + chunk_overhead_s(aws)
     if split_samples > 1:  # each part renders 1/N of the samples of one frame, then one merge job
         size, why = 1, f"{split_samples} parts per frame, each rendering 1/{split_samples} of the samples"
         wall, busy = schedule_seconds(frames * split_samples, 1, load_s, frame_s / split_samples, parallel)
@@ -202,6 +215,8 @@ def estimate(
             f"one instance vCPU renders like one thread of this computer ({job_threads} vCPUs per job: "
             f"{frame_s:.2f} s per frame); +{AWS_CHUNK_OVERHEAD_S:.0f} s per chunk, +{AWS_BOOT_S:.0f} s for instances"
         )
+    else:
+        assumptions.append(f"+{LOCAL_CHUNK_OVERHEAD_S:.1f} s per chunk for the worker (start, inputs, frame checks)")
     quote = Quote(
         frames=frames, chunk_size=size, chunks=chunks, chunk_reason=why, parallel=parallel,
         wall_seconds=wall, wall_low=wall * TIME_LOW, wall_high=wall * TIME_HIGH, assumptions=assumptions,

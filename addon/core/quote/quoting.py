@@ -137,19 +137,42 @@ def scene_frames(blend: Path, scene: str, frames_text: str) -> tuple[Any, list[i
 
 
 def measured_chunk_size(
-    blend: Path, snapshot: Any, frames: list[int], parallel: int, job_threads: int, aws: bool
+    blend: Path, snapshot: Any, frames: list[int], parallel: int, job_threads: int, aws: bool,
+    blender_bin: str = "", cancel: Any = None,
 ) -> tuple[int, str, Measured]:
     """``submit --chunk auto``: scout-render the scene and size its chunks from the
     measurements (:func:`.model.auto_chunk_size`). Returns the size, why, and what was measured."""
-    from .model import AWS_CHUNK_OVERHEAD_S, auto_chunk_size
+    from .model import auto_chunk_size, chunk_overhead_s
     from .scout import scout_frames, scout_render
 
     picks = [f for f in scout_frames(frames[0], frames[-1]) if f in set(frames)] or frames[:1]
     measured = scout_render(
-        blend, picks, scene=snapshot.scene, engine=snapshot.engine, saved_by=snapshot.blender_version
-    )
+        blend, picks, scene=snapshot.scene, engine=snapshot.engine, saved_by=snapshot.blender_version,
+        blender_bin=blender_bin, cancel=cancel,
+    )  # fmt: skip
     sized = measured.alone() if aws else measured  # AWS instances render alone (scout.py)
     frame_s = sized.seconds_per_frame * max(1, measured.threads) / max(1, job_threads)
-    load_s = sized.load_seconds + (AWS_CHUNK_OVERHEAD_S if aws else 0.0)
+    load_s = sized.load_seconds + chunk_overhead_s(aws)
     size, why = auto_chunk_size(len(frames), load_s, frame_s, parallel)
     return size, why, measured
+
+
+def measured_chunk(
+    backend: str, blend: Path, snapshot: Any, frames: list[int], *, threads: int = 0, concurrency: int = 0,
+    vcpus: int = 0, blender_bin: str = "", cancel: Any = None,
+) -> tuple[int, str, Measured]:
+    """The measured chunk size of a submission as ``submit --chunk auto`` and the panel's
+    "Measured" chunk size choose it: chunks at once and threads per chunk as the backend
+    runs them (this computer: ``concurrency`` slots of ``threads``; AWS: the stack
+    template's vCPU ceiling over ``vcpus`` per job)."""
+    from ..backends.local.state import default_concurrency
+
+    if backend == "local":
+        parallel = concurrency or default_concurrency(threads)
+        job_threads = threads or max(1, (os.cpu_count() or 1) // parallel)
+    else:
+        job_threads = vcpus or DEFAULT_JOB_VCPUS
+        parallel = max(1, DEFAULT_MAX_VCPUS // job_threads)
+    return measured_chunk_size(
+        blend, snapshot, frames, parallel, job_threads, aws=backend == "aws", blender_bin=blender_bin, cancel=cancel
+    )

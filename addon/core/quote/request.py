@@ -44,6 +44,8 @@ class QuoteAnswer:
     price_per_vcpu_hour: float = 0.0  # the quote's median price (0: local, time only)
     price_source: str = ""
     job_vcpus: int = 0
+    chunk_size: int = 0  # the chunk size the quote chose (or was given)
+    chunk_reason: str = ""  # why ("chunk size given" when it was)
 
 
 def aws_capacity(settings: AwsSettings, stack_name: str = "", job_vcpus: int = 0) -> Any:
@@ -99,7 +101,10 @@ def quote_blend(blend: Path, snapshot: Any, request: QuoteRequest) -> tuple[Quot
 def answer_of(quote: Quote, measured: Measured, job_vcpus: int) -> QuoteAnswer:
     median = quote.cost / quote.vcpu_hours if quote.cost is not None and quote.vcpu_hours else 0.0
     source = f"{quote.price_source} median of {quote.price_date}" if quote.cost is not None else ""
-    return QuoteAnswer(quote.line(), list(quote.assumptions), measured.peak_rss_mib, median, source, job_vcpus)
+    return QuoteAnswer(
+        quote.line(), list(quote.assumptions), measured.peak_rss_mib, median, source, job_vcpus, quote.chunk_size,
+        quote.chunk_reason,
+    )  # fmt: skip
 
 
 @dataclass
@@ -122,7 +127,7 @@ def budget_request(
         return BudgetRequest(max_cost, price, "given", job_vcpus)
     if backend == "local":
         raise BudgetError(
-            "A budget cap on this computer needs a price: set Price per vCPU-hour (what an hour of one "
+            "A budget cap on this computer needs a price: set $/vCPU-hour (what an hour of one "
             "thread costs you), or untick Budget Cap."
         )
     return BudgetRequest(max_cost, quoted_price, quoted_source or "Spot", job_vcpus)

@@ -35,6 +35,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -50,6 +51,12 @@ class ScoutError(AwsBatchRenderError):
     """The scout render could not run or failed."""
 
     exit_code = 45
+
+
+class ScoutCancelled(ScoutError):
+    """The scout render was cancelled (Esc, Cancel) before it ended."""
+
+    exit_code = 130
 
 
 def scout_frames(frame_start: int, frame_end: int, frame_step: int = 1, count: int = 3) -> list[int]:
@@ -83,8 +90,10 @@ def scout_render(
     saved_by: str = "",
     timeout: float = 1800,
     blender_bin: str = "",
+    cancel: threading.Event | None = None,
 ) -> Measured:
-    """Render ``frames`` of ``blend`` once in a child Blender and measure it."""
+    """Render ``frames`` of ``blend`` once in a child Blender and measure it. ``cancel``
+    (set from another thread) stops the child Blender at once: :class:`ScoutCancelled`."""
     if not frames:
         raise ScoutError("The scene has no frames to render: check its frame range.")
     out_dir = Path(tempfile.mkdtemp(prefix="abr-scout-"))
@@ -108,10 +117,15 @@ def scout_render(
         raise ScoutError(
             f"Cannot start Blender for the scout render: {exc}. Set BLENDER_BIN or BLENDER_PYTHON."
         ) from exc
+    if cancel is not None:
+        threading.Thread(target=_kill_on_cancel, args=(proc, cancel), name="scout-cancel", daemon=True).start()
     try:
         assert proc.stdin is not None and proc.stdout is not None
-        proc.stdin.write(json.dumps(job) + "\n")
-        proc.stdin.close()
+        try:
+            proc.stdin.write(json.dumps(job) + "\n")
+            proc.stdin.close()
+        except BrokenPipeError:  # the child ended at once (killed on cancel): said below
+            pass
         for line in proc.stdout:
             tag, _, payload = line.strip().partition(" ")
             if tag == FRAME_TAG:
@@ -129,6 +143,8 @@ def scout_render(
         if proc.poll() is None:
             proc.kill()
         shutil.rmtree(out_dir, ignore_errors=True)
+    if cancel is not None and cancel.is_set():
+        raise ScoutCancelled("Scout render cancelled; nothing was started.")
     if proc.returncode != 0 or len(events) < len(frames):
         why = errors[0] if errors else f"Blender exited with {proc.returncode} after {len(events)} frame(s)"
         raise ScoutError(f"The scout render of {blend.name} failed: {why}")
@@ -153,6 +169,13 @@ def scout_render(
         alone_seconds_per_frame=frame_s * factor,
         others_cores=others,
     )
+
+
+def _kill_on_cancel(proc: subprocess.Popen, cancel: threading.Event) -> None:
+    while proc.poll() is None:
+        if cancel.wait(0.2):
+            proc.kill()
+            return
 
 
 def alone_factor(events: list[tuple[float, float, float, float | None]], threads: int) -> tuple[float, float]:
