@@ -9,7 +9,16 @@ from __future__ import annotations
 import time
 
 import pytest
-from test_addon_support import FakePanel, configure_prefs, drain, ensure_installed, mod, reset_addon_state, runtime
+from test_addon_support import (
+    FakePanel,
+    configure_prefs,
+    drain,
+    ensure_installed,
+    mod,
+    render_and_follow,
+    reset_addon_state,
+    runtime,
+)
 
 bpy = pytest.importorskip("bpy")
 
@@ -78,19 +87,7 @@ def test_the_panel_cap_stops_the_local_render_in_the_poll_loop(addon, tiny_scene
     # whole render $8 or more: a $4 cap stops it within the first two chunks however fast the machine
     b = scene.awsbatch_budget
     b.use_max_cost, b.max_cost, b.price_per_vcpu_hour = True, 4.0, 3600.0
-    assert bpy.ops.awsbatch.submit() == {"FINISHED"}
-    drain(timeout=90, until=lambda: not runtime().submitting)
-    rt = runtime()
-    assert rt.submit_error == "", rt.submit_error
-    row = rt.jobs[0]
-    st = mod("blender.status_timer")
-    deadline = time.monotonic() + 180
-    while not row.finished:
-        assert time.monotonic() < deadline, (row.state, row.counts, row.message)
-        st.STATE.next_poll = 0.0  # do not wait for the backoff in a test
-        st.tick()
-        time.sleep(0.2)
-    drain(timeout=30)
+    row = render_and_follow(90, 180, pause=0.2)
     assert row.state == "CANCELLED", (row.state, row.message, row.error)
     assert "stopped by budget" in row.message and "of the $4.00 cap" in row.message
     record = mod("core.records").RecordStore(mod("blender.config").records_dir()).load(row.submission_id)

@@ -5,11 +5,18 @@ the same spec the CLI's ``submit --split-samples N`` builds."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
-from test_addon_support import FakePanel, configure_prefs, drain, ensure_installed, mod, reset_addon_state, runtime
+from test_addon_support import (
+    FakePanel,
+    configure_prefs,
+    ensure_installed,
+    mod,
+    render_and_follow,
+    reset_addon_state,
+    runtime,
+)
 
 bpy = pytest.importorskip("bpy")
 
@@ -116,19 +123,7 @@ def test_split_still_from_the_panel_renders_and_merges_on_this_computer(addon, t
     bpy.ops.wm.open_mainfile(filepath=str(tiny_scene))
     s = bpy.context.scene.awsbatch
     s.use_frames_override, s.frames, s.split_still, s.split_parts = True, "5", True, 2
-    assert bpy.ops.awsbatch.submit() == {"FINISHED"}
-    drain(timeout=90, until=lambda: not runtime().submitting)
-    rt = runtime()
-    assert rt.submit_error == ""
-    row = rt.jobs[0]
-    st = mod("blender.status_timer")
-    deadline = time.monotonic() + 240
-    while not row.finished:
-        assert time.monotonic() < deadline, (row.state, row.counts, row.error)
-        st.STATE.next_poll = 0.0  # do not wait for the backoff in a test
-        st.tick()
-        time.sleep(0.1)
-    drain(timeout=30)
+    row = render_and_follow(90, 240)
     assert row.state == "SUCCEEDED", (row.state, row.message, row.error)
     assert (row.frames_done, row.frames_total) == (1, 1)
 

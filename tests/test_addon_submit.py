@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 
 import pytest
 from test_addon_support import (
@@ -15,6 +14,7 @@ from test_addon_support import (
     drain,
     ensure_installed,
     mod,
+    render_and_follow,
     reset_addon_state,
     runtime,
     set_online,
@@ -202,20 +202,8 @@ def test_render_on_this_computer_end_to_end(addon, tiny_scene, tmp_path, monkeyp
     s.use_frames_override = True
     s.frames = "1-3"
     s.chunk_size = 2
-    assert bpy.ops.awsbatch.submit() == {"FINISHED"}
-    drain(timeout=60, until=lambda: not runtime().submitting)
-    rt = runtime()
-    assert rt.submit_error == ""
-    row = rt.jobs[0]
+    row = render_and_follow(60, 150)
     assert (row.backend, row.frames_total) == ("local", 3)
-    st = mod("blender.status_timer")
-    deadline = time.monotonic() + 150
-    while not row.finished:
-        assert time.monotonic() < deadline, (row.state, row.counts, row.error)
-        st.STATE.next_poll = 0.0  # do not wait for the backoff in a test
-        st.tick()
-        time.sleep(0.1)
-    drain(timeout=30)
     assert row.state == "SUCCEEDED", (row.state, row.message, row.error)
     assert row.frames_done == 3 and row.video_uri
     assert bpy.ops.awsbatch.download(submission_id=row.submission_id, what="VIDEO",

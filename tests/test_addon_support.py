@@ -110,6 +110,27 @@ def drain(timeout: float = 60.0, until: Any = None) -> None:
         time.sleep(0.02)
 
 
+def render_and_follow(submit_timeout: float, finish_timeout: float, pause: float = 0.1) -> Any:
+    """Press Render (the Render operator, as the button does), wait for the submit thread,
+    then tick the status timer until the newest row ends; returns that row."""
+    import bpy
+
+    assert bpy.ops.awsbatch.submit() == {"FINISHED"}
+    drain(timeout=submit_timeout, until=lambda: not runtime().submitting)
+    rt = runtime()
+    assert rt.submit_error == "", rt.submit_error
+    row = rt.jobs[0]
+    st = mod("blender.status_timer")
+    deadline = time.monotonic() + finish_timeout
+    while not row.finished:
+        assert time.monotonic() < deadline, (row.state, row.counts, row.message, row.error)
+        st.STATE.next_poll = 0.0  # do not wait for the backoff in a test
+        st.tick()
+        time.sleep(pause)
+    drain(timeout=30)
+    return row
+
+
 def reset_addon_state() -> None:
     """No rows, no errors, no records: each test starts from a clean add-on."""
     bg = mod("blender.background")

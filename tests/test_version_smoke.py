@@ -9,10 +9,16 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
 
 import pytest
-from test_addon_support import configure_prefs, drain, ensure_installed, mod, reset_addon_state, runtime, set_online
+from test_addon_support import (
+    configure_prefs,
+    drain,
+    ensure_installed,
+    render_and_follow,
+    reset_addon_state,
+    set_online,
+)
 
 bpy = pytest.importorskip("bpy")
 pytestmark = [pytest.mark.version_smoke, pytest.mark.timeout(600)]
@@ -36,19 +42,7 @@ def test_install_submit_locally_and_get_the_video(tiny_scene, tmp_path, monkeypa
     s.use_frames_override = True
     s.frames = "1-3"
     s.chunk_size = 2
-    assert bpy.ops.awsbatch.submit() == {"FINISHED"}
-    drain(timeout=120, until=lambda: not runtime().submitting)
-    rt = runtime()
-    assert rt.submit_error == ""
-    row = rt.jobs[0]
-    st = mod("blender.status_timer")
-    deadline = time.monotonic() + 300
-    while not row.finished:
-        assert time.monotonic() < deadline, (row.state, row.counts, row.error)
-        st.STATE.next_poll = 0.0
-        st.tick()
-        time.sleep(0.2)
-    drain(timeout=30)
+    row = render_and_follow(120, 300, pause=0.2)
     assert row.state == "SUCCEEDED", (row.state, row.message, row.error)
     assert bpy.ops.awsbatch.download(submission_id=row.submission_id, what="VIDEO",
                                      directory=str(tmp_path / "dl")) == {"FINISHED"}  # fmt: skip
