@@ -135,7 +135,8 @@ def test_scene_snapshot_frame_rate_survives_float32_fps_base():
 
 
 def test_every_error_class_that_sets_an_exit_code_has_its_own():
-    """Scripts can tell failures apart by exit status; 2 is shared on purpose (bad input)."""
+    """Scripts can tell failures apart by exit status; 2 (bad input) and 130 (cancelled by the
+    user, wherever it happened: scout, packing, upload) are shared on purpose."""
     import importlib
     import pkgutil
 
@@ -156,7 +157,7 @@ def test_every_error_class_that_sets_an_exit_code_has_its_own():
             continue
         code = cls.exit_code
         assert code not in (0, 1), f"{cls.__name__}: 0 and 1 are success and unexpected failure"
-        if code != 2:
+        if code not in (2, 130):
             assert code not in seen, f"{cls.__name__} and {seen.get(code)} share exit code {code}"
             seen[code] = cls.__name__
     assert len(seen) >= 20
