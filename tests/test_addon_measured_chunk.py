@@ -1,4 +1,4 @@
-"""The panel's measured chunk size ("Measured Chunks"), driven through the installed
+"""The panel's measured chunk size ("Auto Chunks"), driven through the installed
 extension's operators with the real bpy and the local backend: Estimate measures the size
 (the same code as ``submit --chunk auto``) and the panel says which and why; Render uses
 it; without an Estimate, Render runs the scout first in its background thread (the

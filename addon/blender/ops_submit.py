@@ -153,7 +153,7 @@ class AWSBATCH_OT_submit(bpy.types.Operator):
             split_panel.check_submission(snapshot, options)  # as the CLI does, before packing
             _preflight(context, snapshot)
             budget = quote_panel.budget_for_submit(context, target, options)  # a cap it cannot count stops here
-            options, measure = quote_panel.chunk_for_submit(context, target, snapshot, options)  # "Measured Chunks"
+            options, measure = quote_panel.chunk_for_submit(context, target, snapshot, options)  # "Auto Chunks"
         except AwsBatchRenderError as exc:
             rt.submit_error = str(exc)
             self.report({"ERROR"}, str(exc))

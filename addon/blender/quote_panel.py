@@ -47,7 +47,7 @@ class AWSBATCH_PG_budget(bpy.types.PropertyGroup):
         default=0.0, min=0.0, precision=4,
     )  # fmt: skip
     measured_chunk: BoolProperty(
-        name="Measured Chunks",
+        name="Auto Chunks",
         description="Size the chunks from a scout render (start-up at most 10% of a chunk, enough chunks for "
         "every slot, at most 1 h each): Estimate measures it, else Render runs the scout first. A Chunk Size "
         "above 0 still wins",
@@ -84,7 +84,7 @@ def quote_request(scene: Any, context: Any, snapshot: Any, options: Any) -> Any:
 
 
 def measuring(scene: Any) -> bool:
-    """The chunk size comes from measurements: "Measured Chunks" on, no Chunk Size given."""
+    """The chunk size comes from measurements: "Auto Chunks" on, no Chunk Size given."""
     return bool(scene.awsbatch_budget.measured_chunk) and scene.awsbatch.chunk_size == 0
 
 
