@@ -21,8 +21,14 @@ sys.path.insert(0, str(Path(__file__).parent / "gui"))
 import label_fit  # noqa: E402
 
 #: The Properties editor's WINDOW region in Blender's default layout (the "Layout"
-#: workspace) at 1600x1000, as the GUI tier measured it in Blender 4.3 and 5.2.
+#: workspace) at 1600x1000: about 245 px at interface scale 1.
 DEFAULT_REGION_WIDTH = 245
+
+#: (interface scale, region width) of real windows: scale 1, and the GUI tier's Xvfb
+#: display at 75 DPI, where Blender 4.3 draws at 1.0417 in a 247 px region (5.2: 252 px).
+#: The bpy module has no window (its scale reads 0), so the scale is set on the add-on's
+#: and the measurement's text measuring alike.
+WINDOWS = [(1.0, DEFAULT_REGION_WIDTH), (75 / 72, 247)]
 
 LONG_ERROR = (
     "Online access is off, so nothing was sent to AWS. Turn on Preferences › System › Network › "
@@ -60,20 +66,23 @@ def _fill(rt) -> None:
          message="Downloaded 1 file(s) to /home/artist/projects/shots/render/scene-20261130-101010-ffffff")
 
 
+@pytest.mark.parametrize("scale,width", WINDOWS, ids=lambda v: str(round(v, 3)))
 @pytest.mark.parametrize("backend", ["LOCAL", "AWS"])
-def test_no_label_is_cut_off_at_the_default_width(addon, backend):
+def test_no_label_is_cut_off_at_the_default_width(addon, backend, scale, width, monkeypatch):
     panel = mod("blender.panel")
+    monkeypatch.setattr(mod("blender.textfit"), "ui_scale", lambda: scale)
+    monkeypatch.setattr(label_fit, "ui_scale", lambda: scale)
     scene = bpy.context.scene
     scene.awsbatch.backend = backend
     scene.awsbatch_budget.use_max_cost = True  # its Max Cost and price fields show
     rt = runtime()
     _fill(rt)
     rt.submit_error = LONG_ERROR
-    cut = label_fit.cut_labels(panel, DEFAULT_REGION_WIDTH)
+    cut = label_fit.cut_labels(panel, width)
     assert cut == [], "\n".join(map(str, cut))
     rt.submit_error = ""
     rt.submitting, rt.submit_message, rt.submit_fraction = True, "Packing 3 of 5 files", 0.3
-    cut = label_fit.cut_labels(panel, DEFAULT_REGION_WIDTH)
+    cut = label_fit.cut_labels(panel, width)
     assert cut == [], "\n".join(map(str, cut))
 
 

@@ -27,8 +27,6 @@ def addon(tmp_path, monkeypatch):
     reset_addon_state()
     yield
     reset_addon_state()
-    q = bpy.context.window_manager.awsbatch_quote
-    q.line, q.error, q.backend, q.chunk_key, q.chunk_size, q.chunk_reason = "", "", "", "", 0, ""
 
 
 def _measured_scene(path, frames: str, chunk: int = 0):

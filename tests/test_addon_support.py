@@ -132,7 +132,9 @@ def render_and_follow(submit_timeout: float, finish_timeout: float, pause: float
 
 
 def reset_addon_state() -> None:
-    """No rows, no errors, no records: each test starts from a clean add-on."""
+    """No rows, no errors, no records, no quote: each test starts from a clean add-on."""
+    import bpy
+
     bg = mod("blender.background")
     bg.cancel_all()
     bg.join_all(10)
@@ -146,6 +148,10 @@ def reset_addon_state() -> None:
     rt.submit_error = ""
     rt.last_report = ""
     rt.polling = False
+    quote = bpy.context.window_manager.awsbatch_quote  # the last Estimate: no test inherits it
+    for prop in quote.bl_rna.properties:
+        if prop.identifier != "rna_type":
+            quote.property_unset(prop.identifier)
     shutil.rmtree(mod("blender.config").records_dir(), ignore_errors=True)
 
 

@@ -15,7 +15,7 @@ import bpy
 
 from ..core.backends.status import format_duration
 from . import config, job_rows, ops_check, quote_panel, split_panel
-from .textfit import wrap
+from .textfit import draw_lines
 
 STATE_ICONS = {
     "SUCCEEDED": "CHECKMARK",
@@ -62,7 +62,7 @@ class AWSBATCH_PT_output(bpy.types.Panel):
             step = f" ×{scene.frame_step}" if scene.frame_step != 1 else ""
             col.label(text=f"Scene frames {scene.frame_start}–{scene.frame_end}{step}")
         col.prop(s, "chunk_size")
-        split_panel.draw(layout, scene, region_width(context), draw_lines)  # "Split Still" (a still's samples)
+        split_panel.draw(layout, scene, region_width(context))  # "Split Still" (a still's samples)
 
         col = layout.column()
         col.prop(s, "image_format")
@@ -209,14 +209,6 @@ def region_width(context: Any) -> float:
     """The drawing width in pixels (less the panel's box and margins); 0 without a region."""
     region = getattr(context, "region", None)
     return max(0.0, float(region.width) - 34 * (context.preferences.system.ui_scale or 1.0)) if region else 0.0
-
-
-def draw_lines(layout: Any, text: str, icon: str, width: float) -> None:
-    """``text`` as labels that each fit ``width`` pixels (blf-measured), the icon on the first."""
-    col = layout.column(align=True)
-    scale = bpy.context.preferences.system.ui_scale or 1.0
-    for i, line in enumerate(wrap(text, width - 40 * scale)):  # less the icon and the padding
-        col.label(text=line, icon=icon if i == 0 else "BLANK1")
 
 
 CLASSES = (AWSBATCH_PT_output, AWSBATCH_PT_jobs)

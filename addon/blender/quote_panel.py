@@ -23,7 +23,7 @@ from bpy.props import BoolProperty, FloatProperty, IntProperty, PointerProperty,
 from ..core.errors import AwsBatchRenderError
 from . import background as bg
 from . import config, quote_tasks, status_timer
-from .textfit import wrap
+from .textfit import draw_lines
 
 log = logging.getLogger(__name__)
 
@@ -197,17 +197,17 @@ def draw(layout: Any, context: Any, width: float = 0) -> None:
     else:
         col.operator("awsbatch.estimate", icon="PREVIEW_RANGE")
     if q.error:
-        _lines(col, q.error, "ERROR", width)
+        draw_lines(col, q.error, "ERROR", width)
     elif q.line:
-        _lines(col, q.line, "INFO", width)
+        draw_lines(col, q.line, "INFO", width)
     col = layout.column()
     col.use_property_split = True
     col.prop(b, "measured_chunk")
     if measuring(context.scene):
         if q.chunk_key and q.chunk_size and not q.error:
-            _lines(col, f"Chunk size {q.chunk_size}: {q.chunk_reason}", "INFO", width)
+            draw_lines(col, f"Chunk size {q.chunk_size}: {q.chunk_reason}", "INFO", width)
         else:
-            _lines(col, "Render runs a scout render first (or press Estimate)", "INFO", width)
+            draw_lines(col, "Render runs a scout render first (or press Estimate)", "INFO", width)
     col.prop(b, "use_max_cost")
     if b.use_max_cost:
         sub = col.column()
@@ -216,13 +216,7 @@ def draw(layout: Any, context: Any, width: float = 0) -> None:
         rt = context.window_manager.awsbatch
         spent = spend_text(rt.jobs[0]) if len(rt.jobs) else ""
         if spent:
-            _lines(col, spent[0].upper() + spent[1:], "ERROR" if spent.startswith("stopped") else "INFO", width)
-
-
-def _lines(layout: Any, text: str, icon: str, width: float) -> None:
-    scale = bpy.context.preferences.system.ui_scale or 1.0
-    for i, line in enumerate(wrap(text, width - 40 * scale) if width else [text]):
-        layout.label(text=line, icon=icon if i == 0 else "BLANK1")
+            draw_lines(col, spent[0].upper() + spent[1:], "ERROR" if spent.startswith("stopped") else "INFO", width)
 
 
 CLASSES = (AWSBATCH_PG_budget, AWSBATCH_PG_quote, AWSBATCH_OT_estimate)

@@ -16,6 +16,7 @@ from typing import Any
 from ..core.errors import FrameRangeError
 from ..core.frames import parse_frames
 from ..core.still_split import MAX_FRAMES, StillSplitError, check_request
+from .textfit import draw_lines
 
 
 @lru_cache(maxsize=16)
@@ -69,7 +70,7 @@ def check_submission(snapshot: Any, options: Any) -> None:
     check_request(options.split_samples, snapshot.engine, frames, samples, panel=True)
 
 
-def draw(layout: Any, scene: Any, width: float, draw_lines: Any) -> None:
+def draw(layout: Any, scene: Any, width: float) -> None:
     """The option's row (when it applies) and, under it, its refusal."""
     s = scene.awsbatch
     count = frame_count(scene)

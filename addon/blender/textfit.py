@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import textwrap
+from typing import Any
 
 import blf
 import bpy
@@ -13,10 +14,15 @@ import bpy
 FALLBACK_CHARS = 60  # without a region (bpy module, tests): a plain character count
 
 
+def ui_scale() -> float:
+    """The interface scale Blender draws at (the preference times the display's DPI; 0
+    without a window, where 1 is what a window at 72 DPI would use)."""
+    return bpy.context.preferences.system.ui_scale or 1.0
+
+
 def text_width(text: str) -> float:
     """Pixels ``text`` takes in the UI font (font 0) at the current interface scale."""
-    prefs = bpy.context.preferences
-    blf.size(0, prefs.ui_styles[0].widget.points * (prefs.system.ui_scale or 1.0))
+    blf.size(0, bpy.context.preferences.ui_styles[0].widget.points * ui_scale())
     return blf.dimensions(0, text)[0]
 
 
@@ -73,3 +79,10 @@ def _fit_parts(parts: list[str], width: float) -> list[str]:
         if part:
             out.append(part)
     return out
+
+
+def draw_lines(layout: Any, text: str, icon: str, width: float) -> None:
+    """``text`` as labels that each fit ``width`` pixels (blf-measured), the icon on the first."""
+    col = layout.column(align=True)
+    for i, line in enumerate(wrap(text, width - 40 * ui_scale())):  # less the icon and the padding
+        col.label(text=line, icon=icon if i == 0 else "BLANK1")
