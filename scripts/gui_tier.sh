@@ -136,10 +136,11 @@ echo "==> gui tier: window run passed in $((SECONDS - t_run)) s; screenshots in 
 
 # The add-on's own test modules inside this real Blender binary, through pytest-blender
 # (pinned in requirements/test.txt): the same tests that run on the bpy module. pytest and
-# the test dependencies come from .venv's site-packages, mounted read-only; Blender reads
-# PYTHONPATH only with --python-use-system-env. They need the venv's Python version (their
-# compiled parts): sid's Blender runs on another, so there the stage says so and is not run.
-PYTEST_MODULES=${AWSBR_GUI_PYTEST_MODULES:-tests/test_addon_install.py tests/test_addon_panel.py tests/test_addon_labels.py tests/test_addon_status.py tests/test_addon_jobs.py tests/test_addon_submit.py tests/test_preflight_addon.py}
+# the test dependencies are mounted read-only: .venv's site-packages when this Blender runs
+# on .venv's Python (trixie: 3.13); otherwise (sid: 3.14) the same pinned requirements as
+# that Python's wheels, installed once with pip --target and kept in $CACHE. Blender reads
+# PYTHONPATH only with --python-use-system-env.
+PYTEST_MODULES=${AWSBR_GUI_PYTEST_MODULES:-tests/test_addon_install.py tests/test_addon_panel.py tests/test_addon_labels.py tests/test_addon_status.py tests/test_addon_jobs.py tests/test_addon_submit.py tests/test_preflight_addon.py tests/test_blend_zstd.py}
 # Timing-bound on a loaded 2-core machine (enabling <= 0.2 s) or racing the thumbnail
 # fetch: both failed now and then inside this Blender at load 7 and passed when run alone.
 PYTEST_DESELECT=${AWSBR_GUI_PYTEST_DESELECT-tests/test_addon_install.py::test_enabling_is_fast_and_imports_no_boto3 tests/test_addon_panel.py::test_the_thumbnail_follows_the_latest_frame_after_the_last_poll}
@@ -147,25 +148,36 @@ deselect=""
 for t in $PYTEST_DESELECT; do deselect="$deselect --deselect $t"; done
 venv_py=$(.venv/bin/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 blender_py=$(chroot "$ROOT" python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')
-if [ "$venv_py" != "$blender_py" ]; then
-  echo "==> gui tier: pytest-blender stage NOT run: this Blender's Python is $blender_py, .venv's is $venv_py"
-else
-  t_pb=$SECONDS
+t_pb=$SECONDS
+if [ "$venv_py" = "$blender_py" ]; then
   SITE=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
-  mkdir -p "$ROOT/venv-site" "$W/repo"  # outside $W: a run's `rm -rf $W` never reaches the venv
-  mountpoint -q "$ROOT/venv-site" && die "$ROOT/venv-site is still mounted from an earlier run: umount it"
-  mount --bind "$SITE" "$ROOT/venv-site" && MOUNTED+=("$ROOT/venv-site")
-  mount -o remount,bind,ro "$ROOT/venv-site" || die "could not make the venv mount read-only"
-  tar -c addon tests worker demo build_addon.py blender_manifest.toml pyproject.toml | tar -x -C "$W/repo"
-  pb_status=0
-  in_chroot env PYTHONPATH=/gui/repo:/venv-site PYTHONDONTWRITEBYTECODE=1 BLENDER_USER_RESOURCES=/gui/pytest-user \
-    ABR_TEST_ADDON_ZIP=/gui/aws_batch_render.zip sh -c "cd /gui/repo && python3 -W ignore -m pytest \
-    -o addopts='-ra -p no:cacheprovider' --blender-executable /usr/bin/blender -q $PYTEST_MODULES $deselect \
-    -- --python-use-system-env" >"$OUT/pytest-blender.log" 2>&1 || pb_status=$?
-  grep -E "[0-9]+ (passed|failed)" "$OUT/pytest-blender.log" | tail -1
-  [ "$pb_status" = 0 ] || { tail -40 "$OUT/pytest-blender.log" >&2; die "pytest-blender FAILED (exit $pb_status): see $OUT/pytest-blender.log"; }
-  grep -qF "$(cat "$ROOT/.blender-version")" "$OUT/pytest-blender.log" \
-    || die "pytest-blender did not run in the chroot's Blender: see $OUT/pytest-blender.log"
-  echo "==> gui tier: pytest-blender: the add-on's test modules passed inside $(cat "$ROOT/.blender-version") in $((SECONDS - t_pb)) s"
+else
+  SITE=$CACHE/site-py$blender_py-$(cat requirements/test.txt requirements/runtime.txt | sha256sum | cut -c1-12)
+  if [ ! -f "$SITE/.complete" ]; then
+    echo "==> gui tier: this Blender runs Python $blender_py (.venv: $venv_py): installing the test requirements for it in $SITE"
+    rm -rf "$SITE.part"
+    arch=$(uname -m)
+    .venv/bin/python -m pip install -q --disable-pip-version-check --target "$SITE.part" \
+      --python-version "$blender_py" --implementation cp --only-binary=:all: --platform "manylinux_2_28_$arch" \
+      --platform "manylinux_2_17_$arch" --platform "manylinux2014_$arch" --platform "linux_$arch" \
+      -r requirements/test.txt >"$OUT/pip-python$blender_py.log" 2>&1 \
+      || die "could not install the test requirements for Python $blender_py: see $OUT/pip-python$blender_py.log"
+    touch "$SITE.part/.complete" && mv "$SITE.part" "$SITE"
+  fi
 fi
+mkdir -p "$ROOT/venv-site" "$W/repo"  # outside $W: a run's `rm -rf $W` never reaches the venv
+mountpoint -q "$ROOT/venv-site" && die "$ROOT/venv-site is still mounted from an earlier run: umount it"
+mount --bind "$SITE" "$ROOT/venv-site" && MOUNTED+=("$ROOT/venv-site")
+mount -o remount,bind,ro "$ROOT/venv-site" || die "could not make the venv mount read-only"
+tar -c addon tests worker demo build_addon.py blender_manifest.toml pyproject.toml | tar -x -C "$W/repo"
+pb_status=0
+in_chroot env PYTHONPATH=/gui/repo:/venv-site PYTHONDONTWRITEBYTECODE=1 BLENDER_USER_RESOURCES=/gui/pytest-user \
+  ABR_TEST_ADDON_ZIP=/gui/aws_batch_render.zip sh -c "cd /gui/repo && python3 -W ignore -m pytest \
+  -o addopts='-ra -p no:cacheprovider' --blender-executable /usr/bin/blender -q $PYTEST_MODULES $deselect \
+  -- --python-use-system-env" >"$OUT/pytest-blender.log" 2>&1 || pb_status=$?
+grep -E "[0-9]+ (passed|failed)" "$OUT/pytest-blender.log" | tail -1
+[ "$pb_status" = 0 ] || { tail -40 "$OUT/pytest-blender.log" >&2; die "pytest-blender FAILED (exit $pb_status): see $OUT/pytest-blender.log"; }
+grep -qF "$(cat "$ROOT/.blender-version")" "$OUT/pytest-blender.log" \
+  || die "pytest-blender did not run in the chroot's Blender: see $OUT/pytest-blender.log"
+echo "==> gui tier: pytest-blender: the add-on's test modules passed inside $(cat "$ROOT/.blender-version") in $((SECONDS - t_pb)) s"
 echo "==> gui tier: passed; whole tier $((SECONDS - t_start)) s"

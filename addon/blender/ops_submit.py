@@ -104,7 +104,12 @@ def save_copy(temp_dir: str) -> str:
     """Save the in-memory state to ``temp_dir``; the user's file and dirty flag stay as they are."""
     name = os.path.basename(bpy.data.filepath) or "untitled.blend"
     path = os.path.join(temp_dir, name)
-    bpy.ops.wm.save_as_mainfile(filepath=path, copy=True, relative_remap=True, check_existing=False)
+    # Blender 5 compresses with Zstandard by default; where the packer cannot read that
+    # (a distribution's Blender without the `zstandard` module), the copy is saved plain.
+    from ..core.submit.bat_zstd import zstd_readable
+
+    compress = {} if zstd_readable() else {"compress": False}
+    bpy.ops.wm.save_as_mainfile(filepath=path, copy=True, relative_remap=True, check_existing=False, **compress)
     if not os.path.isfile(path):
         raise SceneCheckError(f"Could not save a copy of the scene to {path}: check free disk space.")
     return path

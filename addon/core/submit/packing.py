@@ -32,6 +32,7 @@ from pathlib import Path
 
 from ..errors import AwsBatchRenderError
 from .bat_packer import PackCallback, fix_bat_node_trees, fix_bat_sequencer_root_paths, make_packer
+from .bat_zstd import UNREADABLE, is_unreadable_zstd, zstd_readable
 from .options import MissingFilesError, SubmissionCancelled
 
 log = logging.getLogger(__name__)
@@ -150,6 +151,7 @@ def _pack_locked(
     check_cancel()
     fix_bat_node_trees()
     fix_bat_sequencer_root_paths()
+    zstd_readable()
     blend_dir = source.parent
     try:
         if project_root is not None:
@@ -159,6 +161,8 @@ def _pack_locked(
             root = choose_project_root(blend_dir, [d for d in deps if d is not None])
         main_rel = source.relative_to(root)
     except (OSError, bat_exceptions.BlendFileError) as exc:
+        if is_unreadable_zstd(exc):
+            raise PackingError(UNREADABLE.format(name=source.name)) from None
         raise PackingError(f"Cannot read {source.name} to find its files: {exc}") from None
     except ValueError:
         raise PackingError(f"The project root {root} does not contain {source}.") from None
@@ -178,6 +182,8 @@ def _pack_locked(
         check_cancel()
         raise PackingError(f"Packing {source.name} failed: {exc or 'a file could not be copied'}.") from None
     except (OSError, bat_exceptions.BlendFileError) as exc:
+        if is_unreadable_zstd(exc):
+            raise PackingError(UNREADABLE.format(name=source.name)) from None
         raise PackingError(f"Cannot pack {source.name}: {exc}") from None
     check_cancel()
 
