@@ -439,6 +439,23 @@ def test_blender_crash_is_retryable_and_reports_its_last_lines(tmp_path, tiny_sc
     assert "--factory-startup" in proc.stderr  # it ran the binary's argv
 
 
+def test_a_failed_render_reports_blenders_error_line_not_blender_quit(tmp_path, tiny_scene):
+    """Debian's Blender 4.3 (no OpenImageDenoise) rendering a Cycles scene with Denoise on:
+    its last lines, as it printed them in the GUI tier's chroot, end with "Blender quit"."""
+    fake = tmp_path / "debian-blender-4.3"
+    fake.write_text(
+        "#!/bin/sh\necho 'RuntimeError: Error: Failed to denoise, build has no OpenImageDenoise support'\n"
+        "echo 'Error: Failed to denoise, build has no OpenImageDenoise support'\necho ''\necho 'Blender quit'\nexit 1\n"
+    )
+    fake.chmod(0o755)
+    root = path_to_uri(tmp_path / "bucket", directory=True)
+    _, spec_uri = pack_job(root, tiny_scene, [[1]])
+    proc = run_worker(worker_env(spec_uri, 0, BLENDER_BIN=str(fake)))
+    assert proc.returncode == RETRYABLE, proc.stderr[-3000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert "Blender said: Error: Failed to denoise, build has no OpenImageDenoise support" in last, last
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("engine", ["EEVEE", "BLENDER_WORKBENCH"])
 def test_eevee_and_workbench_render_a_frame(tmp_path, request, engine):

@@ -47,6 +47,14 @@ class BlenderResult:
     warnings: list[str] = field(default_factory=list)
     tail: list[str] = field(default_factory=list)  # Blender's last lines, for crash reports
 
+    @property
+    def last_words(self) -> str:
+        """The line that says why Blender stopped: its last error line ("Error: Failed to
+        denoise, build has no OpenImageDenoise support") rather than the "Blender quit"
+        after it, else its last line."""
+        errors = [line.strip() for line in self.tail if line.lstrip().startswith(("Error:", "ERROR"))]
+        return errors[-1] if errors else (self.tail[-1] if self.tail else "(no output)")
+
 
 def blender_argv(
     script: str | os.PathLike[str] = INNER_SCRIPT, *, blender_bin: str = "", python: str = ""

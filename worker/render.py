@@ -309,8 +309,7 @@ class SliceRender:
             log.error("Blender's last %d lines:\n%s", len(result.tail), tail)
             raise BlenderCrashed(
                 f"Blender {describe_exit(result.returncode)} during the render; "
-                f"{self._done_text()} another attempt resumes. Last line: "
-                f"{result.tail[-1] if result.tail else '(no output)'}"
+                f"{self._done_text()} another attempt resumes. Blender said: {result.last_words}"
             )
         raise BlenderCrashed(
             f"Blender finished without writing frame(s) {describe_frames(progress.missing)}; "
