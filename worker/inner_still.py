@@ -249,6 +249,18 @@ def run_merge(job: dict[str, Any]) -> None:
         )  # fmt: skip
 
 
+def merge_after_part(job: dict[str, Any]) -> None:
+    """The merge, in the Blender that just rendered the last part (no second ``import bpy``).
+    Best effort: the part is already uploaded, so a failure here only leaves the merge to the
+    merge job, which then reports it; it never fails the part."""
+    try:
+        run_merge(job)
+    except Exception as exc:  # any failure: the merge job merges and says why
+        text = str(exc).strip().splitlines()
+        sys.stdout.write(f"The merge after the part failed ({text[-1] if text else type(exc).__name__}); "
+                         "the merge job merges.\n")  # fmt: skip
+
+
 def main(argv: list[str]) -> int:
     try:
         import bpy  # noqa: F401

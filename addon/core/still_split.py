@@ -71,7 +71,8 @@ def check_request(parts: int, engine: str, frames: Sized, samples: int = 0, *, p
         )
     if len(frames) > MAX_FRAMES:
         pick = (
-            f"Pick at most {MAX_FRAMES} frames in the Frame List" if panel
+            f"Pick at most {MAX_FRAMES} frames in the Frame List"
+            if panel
             else "Pick the frames with --frames (e.g. --frames 12)"
         )
         raise StillSplitError(
@@ -151,6 +152,14 @@ def merge_memory_mib(spec: JobSpec) -> int:
     exrs = max(spec.still_split.parts, 4) * pixels * PART_CHANNELS * 4
     mib = MERGE_BASE_MIB + -(-exrs // (1 << 20))
     return max(MERGE_MIN_MIB, -(-mib // 256) * 256)  # whole 256 MiB steps
+
+
+def merge_need_mib(spec: JobSpec) -> int:
+    """What the merge itself needs (:func:`merge_memory_mib` without the stack's floor): a
+    part's job merges in its own Blender only where its container has this much."""
+    assert spec.still_split is not None
+    pixels = max(1, spec.render.width) * max(1, spec.render.height)
+    return MERGE_BASE_MIB + -(-(max(spec.still_split.parts, 4) * pixels * PART_CHANNELS * 4) // (1 << 20))
 
 
 def parts_done_text(frames: int, parts_total: int, parts_done: int) -> str:
