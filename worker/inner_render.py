@@ -221,9 +221,14 @@ def check_camera(scene: Any) -> None:
         return
     if scene.camera is None and not any(m.camera for m in scene.timeline_markers):
         cameras = [o.name for o in scene.objects if o.type == "CAMERA"]
-        hint = f" (it has camera objects {', '.join(cameras)} but none is the active camera)" if cameras else ""
+        hint = (
+            f" (it has camera objects {', '.join(cameras)} but none is the active camera)"
+            if cameras
+            else ""
+        )
         raise ContentProblem(
-            f"Scene {scene.name!r} has no active camera{hint}: set one in Scene properties and resubmit."
+            f"Scene {scene.name!r} has no active camera{hint}: set one in Scene properties and "
+            "resubmit."
         )
 
 

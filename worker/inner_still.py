@@ -13,6 +13,9 @@ Two uses, both inside a Blender child (stdlib + bpy only, like ``inner_render.py
   ``cycles.denoise_animation`` when the scene asked for denoising, and the final image is
   written with ``save_render`` in the scene's colour management (view transform, look,
   exposure, gamma) and the job's image format. One ``ABR_FRAME`` line per finished frame.
+* ``merge_after_part(job)`` — the same merge, run by ``inner_render.py`` in the Blender that
+  rendered the last part, when the worker hands it a merge job after the part
+  (``ABR_WAITING``; see worker/merge.py: ``merge_after_part``).
 
 Why adaptive sampling and the compositor are off per part: see worker/README.md.
 """

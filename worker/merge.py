@@ -20,6 +20,7 @@ EXR that is not whole is merged again).
 from __future__ import annotations
 
 import logging
+import mmap
 import os
 import shutil
 import signal
@@ -51,27 +52,35 @@ log = logging.getLogger(__name__)
 INNER_STILL = INNER_SCRIPT.with_name("inner_still.py")
 
 
-def frame_merged(spec: JobSpec, frame: int, stores: StoreCache) -> bool:
+def frame_merged(spec: JobSpec, frame: int, stores: StoreCache, scratch: Path) -> bool:
     """The final image is in the store beside a whole merged EXR (uploaded before it)."""
     final, merged = spec.frame_uri(frame), merged_uri(spec, frame)
+    local = scratch / f"check_{frame:06d}.merged.exr"
     try:
         if not (stores(final).exists(final) and stores(merged).exists(merged)):
             return False
-        data = stores(merged).get_bytes(merged)
+        if parse_uri(merged).scheme == "file":
+            local = Path(parse_uri(merged).path)
+        else:
+            stores(merged).get_file(merged, local)
     except StorageError as exc:
         raise WorkerRetryableError(f"Cannot check the merged frame {frame}: {exc}") from None
     try:
-        check_part(data)
-    except BadExr as exc:
+        with open(local, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            check_part(data)  # type: ignore[arg-type]  # slices and unpack_from: no copy of a large EXR
+    except (OSError, ValueError, BadExr) as exc:  # ValueError: mmap of an empty file
         log.warning("The merged EXR of frame %d (%s) is unusable (%s): merging it again.", frame, merged, exc)
         return False
+    finally:
+        if local.name.startswith("check_"):
+            local.unlink(missing_ok=True)
     return True
 
 
-def frames_to_merge(spec: JobSpec, stores: StoreCache) -> list[int]:
+def frames_to_merge(spec: JobSpec, stores: StoreCache, scratch: Path) -> list[int]:
     """Frames not merged yet (:func:`frame_merged`)."""
     assert spec.still_split is not None
-    return [frame for frame in spec.still_split.frames if not frame_merged(spec, frame, stores)]
+    return [frame for frame in spec.still_split.frames if not frame_merged(spec, frame, stores, scratch)]
 
 
 def fetch_parts(spec: JobSpec, frame: int, stores: StoreCache, dest: Path) -> list[str]:
@@ -110,7 +119,7 @@ def fetch_parts(spec: JobSpec, frame: int, stores: StoreCache, dest: Path) -> li
 
 def merge(spec: JobSpec, scratch: Path, stores: StoreCache) -> list[int]:
     """Merge every frame not done yet; returns the frames merged by this run."""
-    todo = frames_to_merge(spec, stores)
+    todo = frames_to_merge(spec, stores, scratch)
     if not todo:
         log.info("Every frame is already merged: nothing to do.")
         return []
@@ -189,7 +198,7 @@ def merge_after_part(
     parts = [part_uri(spec, frame, p) for p in range(spec.still_split.parts)]
     try:
         missing = [p for p, u in enumerate(parts) if not stores(u).exists(u)]
-        if missing or frame_merged(spec, frame, stores):
+        if missing or frame_merged(spec, frame, stores, scratch):
             blender.send_job(None)
             return False
         need, have = merge_need_mib(spec), memory_mib()
