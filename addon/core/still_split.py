@@ -71,8 +71,7 @@ def check_request(parts: int, engine: str, frames: Sized, samples: int = 0, *, p
         )
     if len(frames) > MAX_FRAMES:
         pick = (
-            f"Pick at most {MAX_FRAMES} frames in the Frame List"
-            if panel
+            f"Pick at most {MAX_FRAMES} frames in the Frame List" if panel
             else "Pick the frames with --frames (e.g. --frames 12)"
         )
         raise StillSplitError(
