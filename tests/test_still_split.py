@@ -178,6 +178,32 @@ def test_the_last_part_merges_and_the_merge_job_only_checks_it(scenes, tmp_path)
     assert check_part(merged.read_bytes()).has_pass("Combined") and final.stat().st_mtime_ns != stamp
 
 
+def test_on_s3_the_last_part_merges_and_a_merged_exr_cut_short_is_merged_again(scenes, s3_bucket):
+    """The same on S3 (moto): the last part downloads the other parts and merges; the merge
+    job checks the merged EXR it downloads, and merges again when it is cut short."""
+    from addon.core.storage import open_store
+
+    spec, uri = pack_job(f"s3://{s3_bucket}/", scenes["plain"], [1], 2, submission_id="split-s3")
+    store = open_store(uri)
+    render_all(uri, 1)
+    assert not store.exists(spec.frame_uri(1))
+    last = worker("render", uri, 1)
+    assert last.returncode == SUCCESS, last.stderr[-3000:]
+    assert "merged from 2 parts" in last.stderr
+    whole = store.get_bytes(merged_uri(spec, 1))
+    assert check_part(whole).has_pass("Combined") and store.exists(spec.frame_uri(1))
+
+    check = worker("merge", uri)
+    assert check.returncode == SUCCESS, check.stderr[-3000:]
+    assert "already merged: nothing to do" in check.stderr and "Started Blender" not in check.stderr
+
+    store.put_bytes(whole[: len(whole) // 2], merged_uri(spec, 1))
+    redo = worker("merge", uri)
+    assert redo.returncode == SUCCESS, redo.stderr[-3000:]
+    assert "is unusable" in redo.stderr and "merged from 2 parts" in redo.stderr
+    assert check_part(store.get_bytes(merged_uri(spec, 1))).has_pass("Combined")
+
+
 def test_more_parts_than_samples_is_refused_by_the_part(scenes, tmp_path):
     root = path_to_uri(tmp_path, directory=True)
     spec, uri = pack_job(root, scenes["plain"], [1], SAMPLES + 1, submission_id="split-too-many")
