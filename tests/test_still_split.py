@@ -20,7 +20,7 @@ from addon.core.exitcodes import CONTENT_ERROR, SUCCESS
 from addon.core.still_split import merged_uri, part_uri
 from addon.core.storage import path_to_uri
 from tests.helpers import make_scene
-from worker.exr_header import read_header
+from worker.exr_header import check_part, read_header
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = 32
@@ -128,16 +128,19 @@ def test_faults_killed_part_retried_missing_or_corrupt_part_refused_merge_run_tw
     assert refused.returncode == CONTENT_ERROR
     assert "1 of 2 part(s) of frame 1 are missing (parts 1)" in refused.stderr
 
-    retry = worker("render", uri, 1, AWS_BATCH_JOB_ATTEMPT="2")  # the retry of the killed part
+    first_part = local_path(part_uri(spec, 1, 0))
+    whole = first_part.read_bytes()
+    first_part.write_bytes(whole[: len(whole) // 2])  # a truncated part
+    # The retry of the killed part is the last part: it would merge, but refuses the truncated one.
+    retry = worker("render", uri, 1, AWS_BATCH_JOB_ATTEMPT="2")
     assert retry.returncode == SUCCESS, retry.stderr[-2000:]
-    whole = part.read_bytes()
-    part.write_bytes(whole[: len(whole) // 2])  # a truncated part
+    assert part.exists() and "Part 0 of frame 1" in retry.stderr and "the merge job merges it" in retry.stderr
     proc2 = worker("merge", uri)
     assert proc2.returncode == CONTENT_ERROR
-    assert "Part 1 of frame 1" in proc2.stderr and "cut short" in proc2.stderr
+    assert "Part 0 of frame 1" in proc2.stderr and "cut short" in proc2.stderr
     assert not local_path(spec.frame_uri(1)).exists()  # nothing counted as done
 
-    part.write_bytes(whole)
+    first_part.write_bytes(whole)
     first = worker("merge", uri)
     assert first.returncode == SUCCESS, first.stderr[-2000:]
     final = local_path(spec.frame_uri(1))
@@ -146,6 +149,59 @@ def test_faults_killed_part_retried_missing_or_corrupt_part_refused_merge_run_tw
     assert second.returncode == SUCCESS
     assert "already merged: nothing to do" in second.stderr
     assert final.stat().st_mtime_ns == stamp
+
+
+def test_the_last_part_merges_and_the_merge_job_only_checks_it(scenes, tmp_path):
+    """The part that finds every other part in the store merges in its own Blender; the merge
+    job then starts no Blender. A merged EXR that is not whole is merged again."""
+    root = path_to_uri(tmp_path, directory=True)
+    spec, uri = pack_job(root, scenes["plain"], [1], 3, submission_id="split-last")
+    render_all(uri, 2)
+    final, merged = local_path(spec.frame_uri(1)), local_path(merged_uri(spec, 1))
+    assert not final.exists() and not merged.exists()  # parts 0 and 1 saw part 2 missing
+    last = worker("render", uri, 2)
+    assert last.returncode == SUCCESS, last.stderr[-3000:]
+    assert "merging it in this part's Blender" in last.stderr and "merged from 3 parts" in last.stderr
+    assert final.stat().st_size > 0 and read_header(merged.read_bytes()[: 1 << 20]).has_pass("Combined")
+    stamp = final.stat().st_mtime_ns
+
+    check = worker("merge", uri)
+    assert check.returncode == SUCCESS, check.stderr[-3000:]
+    assert "already merged: nothing to do" in check.stderr and "Started Blender" not in check.stderr
+    assert final.stat().st_mtime_ns == stamp
+
+    whole = merged.read_bytes()
+    merged.write_bytes(whole[: len(whole) // 2])  # a merged EXR cut short: the frame is not done
+    redo = worker("merge", uri)
+    assert redo.returncode == SUCCESS, redo.stderr[-3000:]
+    assert "is unusable" in redo.stderr and "merged from 3 parts" in redo.stderr
+    assert check_part(merged.read_bytes()).has_pass("Combined") and final.stat().st_mtime_ns != stamp
+
+
+def test_on_s3_the_last_part_merges_and_a_merged_exr_cut_short_is_merged_again(scenes, s3_bucket):
+    """The same on S3 (moto): the last part downloads the other parts and merges; the merge
+    job checks the merged EXR it downloads, and merges again when it is cut short."""
+    from addon.core.storage import open_store
+
+    spec, uri = pack_job(f"s3://{s3_bucket}/", scenes["plain"], [1], 2, submission_id="split-s3")
+    store = open_store(uri)
+    render_all(uri, 1)
+    assert not store.exists(spec.frame_uri(1))
+    last = worker("render", uri, 1)
+    assert last.returncode == SUCCESS, last.stderr[-3000:]
+    assert "merged from 2 parts" in last.stderr
+    whole = store.get_bytes(merged_uri(spec, 1))
+    assert check_part(whole).has_pass("Combined") and store.exists(spec.frame_uri(1))
+
+    check = worker("merge", uri)
+    assert check.returncode == SUCCESS, check.stderr[-3000:]
+    assert "already merged: nothing to do" in check.stderr and "Started Blender" not in check.stderr
+
+    store.put_bytes(whole[: len(whole) // 2], merged_uri(spec, 1))
+    redo = worker("merge", uri)
+    assert redo.returncode == SUCCESS, redo.stderr[-3000:]
+    assert "is unusable" in redo.stderr and "merged from 2 parts" in redo.stderr
+    assert check_part(store.get_bytes(merged_uri(spec, 1))).has_pass("Combined")
 
 
 def test_more_parts_than_samples_is_refused_by_the_part(scenes, tmp_path):

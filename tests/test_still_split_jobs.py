@@ -330,3 +330,52 @@ def test_the_aws_merge_job_gets_memory_for_n_full_size_exrs(aws_settings, s3_buc
     exrs_mib = 8 * 6144 * 3456 * 16 * 4 / 2**20
     assert exrs_mib + 1024 < memory["poster"] <= exrs_mib + 2048, memory
     assert memory["thumb"] == 3500  # the stack's StitchMemoryMiB: a small still asks for no less
+
+
+# --- the merge in the last part: when it is left to the merge job ------------------------------
+
+
+def _waiting_child(tmp_path: Path):
+    """A real child standing in for the part's waiting Blender: it records the stdin it gets."""
+    from worker.blender_process import BlenderProcess
+
+    got = tmp_path / "stdin.txt"
+    code = "import sys; open(sys.argv[1], 'w').write(sys.stdin.read())"
+    return BlenderProcess([sys.executable, "-c", code, str(got)]), got
+
+
+@pytest.mark.parametrize("case", ["a part missing", "too little memory"])
+def test_the_part_leaves_the_merge_to_the_merge_job(case, tmp_path, monkeypatch, caplog):
+    from addon.core.still_split import merge_need_mib, part_uri
+    from worker import merge as merge_mod
+    from worker.job import StoreCache
+
+    spec = make_spec(root=path_to_uri(tmp_path / "store", directory=True))
+    spec.output.video = None
+    spec.slices, spec.still_split = split_slices([1], 3), StillSplit(parts=3, frames=[1])
+    for p in range(2 if case == "a part missing" else 3):
+        path = local_path(part_uri(spec, 1, p))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"not looked at")  # the gates come before the parts are read
+    if case == "too little memory":
+        monkeypatch.setattr(merge_mod, "memory_mib", lambda: merge_need_mib(spec) - 1)
+    child, got = _waiting_child(tmp_path)
+    caplog.set_level("INFO", logger="worker.merge")
+    try:
+        merged = merge_mod.merge_after_part(spec, 1, StoreCache(), tmp_path, tmp_path / "s.blend", child)
+        assert child.wait().returncode == 0
+    finally:
+        child.kill()
+    assert merged is False and got.read_text() == ""  # stdin closed without a merge job: Blender exits
+    assert not local_path(spec.frame_uri(1)).exists()
+    if case == "too little memory":
+        assert f"the merge needs ~{merge_need_mib(spec)} MiB" in caplog.text
+
+
+def test_merge_need_is_n_full_size_exrs_beside_blender():
+    from addon.core.still_split import merge_memory_mib, merge_need_mib
+
+    spec = split_spec(parts=8)
+    spec.render.width, spec.render.height = 6144, 3456
+    assert merge_need_mib(spec) == 1536 + -(-(8 * 6144 * 3456 * 16 * 4) // (1 << 20))
+    assert merge_need_mib(spec) <= merge_memory_mib(spec)

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .inner_render import ERROR_TAG, FRAME_TAG, WARNING_TAG, parse_event
+from .inner_render import ERROR_TAG, FRAME_TAG, WAITING_TAG, WARNING_TAG, parse_event
 
 log = logging.getLogger(__name__)
 blender_log = logging.getLogger("worker.blender")
@@ -38,6 +38,11 @@ class FrameWritten:
     frame: int
     path: str
     seconds: float
+
+
+@dataclass(frozen=True)
+class PartWaiting:
+    """A split still's part is written and checked; Blender waits for a merge job or the end of stdin."""
 
 
 @dataclass
@@ -117,18 +122,22 @@ class BlenderProcess:
             ) from None
         log.info("Started Blender (pid %d): %s", self.proc.pid, " ".join(argv))
 
-    def send_job(self, job: Mapping[str, Any] | None) -> None:
-        """Hand over the job (one JSON line) and close stdin; None: there is nothing to do."""
+    def send_job(self, job: Mapping[str, Any] | None, close: bool = True) -> None:
+        """Hand over the job (one JSON line) and close stdin; None: there is nothing to do.
+        ``close=False`` keeps stdin open for one more line (a part that offers the merge)."""
         assert self.proc.stdin is not None
         try:
             if job is not None:
                 self.proc.stdin.write(json.dumps(dict(job)) + "\n")
-            self.proc.stdin.close()
+                self.proc.stdin.flush()
+            if close:
+                self.proc.stdin.close()
         except (BrokenPipeError, ValueError):
             pass  # Blender is already gone; events()/wait() report how it ended
 
     def events(self) -> Iterator[FrameWritten]:
-        """Each frame Blender reports written, as it happens, until Blender's output ends."""
+        """Each frame Blender reports written, as it happens, until Blender's output ends
+        (and a :class:`PartWaiting` where a part offered the merge: only worker/parts.py asks)."""
         assert self.proc.stdout is not None
         for raw in self.proc.stdout:
             line = raw.rstrip("\n")
@@ -150,6 +159,8 @@ class BlenderProcess:
                 message = str(payload.get("message", ""))
                 self.warnings.append(message)
                 log.warning("%s", message)
+            elif tag == WAITING_TAG:
+                yield PartWaiting()  # type: ignore[misc]
             elif tag == ERROR_TAG:
                 self.content_error = str(payload.get("message", "")) or "Blender refused the job."
                 self.tail.append(line)

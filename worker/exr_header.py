@@ -76,9 +76,9 @@ def read_header(data: bytes) -> ExrHeader:
 def _read_one(data: bytes, i: int) -> tuple[ExrHeader, int]:
     head = ExrHeader()
     while data[i] != 0:
-        j = data.index(b"\0", i)
+        j = _nul(data, i)
         name = data[i:j].decode("latin-1")
-        k = data.index(b"\0", j + 1)
+        k = _nul(data, j + 1)
         kind = data[j + 1 : k].decode("latin-1")
         (size,) = struct.unpack_from("<i", data, k + 1)
         value = data[k + 5 : k + 5 + size]
@@ -96,6 +96,14 @@ def _read_one(data: bytes, i: int) -> tuple[ExrHeader, int]:
         elif kind == "compression":
             head.compression = value[0]
     return head, i + 1
+
+
+def _nul(data: bytes, start: int) -> int:
+    """The next NUL byte at or after ``start`` (``find``: bytes and mmap both have it)."""
+    at = data.find(b"\0", start)
+    if at < 0:
+        raise IndexError("no NUL")  # read_headers: "the header is cut short"
+    return at
 
 
 def _channels(value: bytes) -> list[str]:

@@ -32,6 +32,9 @@ from typing import Any
 FRAME_TAG = "ABR_FRAME"
 WARNING_TAG = "ABR_WARNING"
 ERROR_TAG = "ABR_ERROR"
+#: a split still's part is written and checked; Blender waits for one more stdin line: a
+#: merge job (this process merges every part: see worker/merge.py) or nothing (it exits)
+WAITING_TAG = "ABR_WAITING"
 
 #: same value as addon.core.exitcodes.CONTENT_ERROR; repeated because a blender binary
 #: runs this file without the project on its path
@@ -54,7 +57,7 @@ def format_event(tag: str, payload: dict[str, Any]) -> str:
 def parse_event(line: str) -> tuple[str, dict[str, Any]] | None:
     """``('ABR_FRAME', {...})`` for a protocol line, None for anything else."""
     tag, sep, rest = line.strip().partition(" ")
-    if not sep or tag not in (FRAME_TAG, WARNING_TAG, ERROR_TAG):
+    if not sep or tag not in (FRAME_TAG, WARNING_TAG, ERROR_TAG, WAITING_TAG):
         return None
     try:
         payload = json.loads(rest)
@@ -314,6 +317,11 @@ def main(argv: list[str]) -> int:
     except (ContentProblem, _inner_still().ContentProblem) as exc:
         emit(ERROR_TAG, kind="content", message=str(exc))
         return CONTENT_ERROR
+    if job.get("part", {}).get("offer_merge"):
+        emit(WAITING_TAG)  # the outer process uploads the part, then may hand over the merge
+        line = sys.stdin.readline()
+        if line.strip():
+            _inner_still().merge_after_part(json.loads(line))
     return 0
 
 

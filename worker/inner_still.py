@@ -13,6 +13,9 @@ Two uses, both inside a Blender child (stdlib + bpy only, like ``inner_render.py
   ``cycles.denoise_animation`` when the scene asked for denoising, and the final image is
   written with ``save_render`` in the scene's colour management (view transform, look,
   exposure, gamma) and the job's image format. One ``ABR_FRAME`` line per finished frame.
+* ``merge_after_part(job)`` — the same merge, run by ``inner_render.py`` in the Blender that
+  rendered the last part, when the worker hands it a merge job after the part
+  (``ABR_WAITING``; see worker/merge.py: ``merge_after_part``).
 
 Why adaptive sampling and the compositor are off per part: see worker/README.md.
 """
@@ -247,6 +250,18 @@ def run_merge(job: dict[str, Any]) -> None:
             FRAME_TAG, frame=int(item["frame"]), path=item["final"], merged=item["merged"],
             denoised=want_denoise, seconds=round(time.perf_counter() - started, 4),
         )  # fmt: skip
+
+
+def merge_after_part(job: dict[str, Any]) -> None:
+    """The merge, in the Blender that just rendered the last part (no second ``import bpy``).
+    Best effort: the part is already uploaded, so a failure here only leaves the merge to the
+    merge job, which then reports it; it never fails the part."""
+    try:
+        run_merge(job)
+    except Exception as exc:  # any failure: the merge job merges and says why
+        text = str(exc).strip().splitlines()
+        sys.stdout.write(f"The merge after the part failed ({text[-1] if text else type(exc).__name__}); "
+                         "the merge job merges.\n")  # fmt: skip
 
 
 def main(argv: list[str]) -> int:

@@ -6,6 +6,10 @@ array child's submission-wide slice number names the frame and the part
 range into a multilayer EXR (``worker/inner_still.py``: ``setup_part``). The part is
 checked (a whole EXR with a Combined pass and its sample count) before it is uploaded, so
 a part in the store is a usable part: a retry that finds it there renders nothing.
+
+After its upload the part's Blender waits (``PartWaiting``): the part that finds every
+other part of the frame in the store merges there (:func:`worker.merge.merge_after_part`),
+without a second Blender start-up; the merge job then finds the frame done.
 """
 
 from __future__ import annotations
@@ -19,10 +23,12 @@ from addon.core.exitcodes import SUCCESS
 from addon.core.jobspec import JobSpec
 from addon.core.still_split import part_of, part_uri
 
+from .blender_process import PartWaiting
 from .cpu import render_threads
 from .exr_header import BadExr, check_part
 from .failures import BlenderCrashed, SceneContentError, WorkerRetryableError
 from .inputs import fetch_inputs
+from .merge import merge_after_part
 
 if TYPE_CHECKING:
     from .render import SliceRender
@@ -68,21 +74,29 @@ def render_part(job: SliceRender, spec: JobSpec, scratch: Path) -> int:
             "out_dir": str(out_dir),
             "frames": [frame],
             "saved_by": spec.blender_version,
-            "part": {"index": part, "parts": parts},
-        }
+            "part": {"index": part, "parts": parts, "offer_merge": True},
+        },
+        close=False,  # Blender waits for a merge job after the part (PartWaiting)
     )
-    written = None
-    for event in job.blender.events():
+    written, waiting, result = None, False, None
+    events = job.blender.events()
+    for event in events:
+        if isinstance(event, PartWaiting):
+            waiting = True  # the part is written and checked; Blender is still there
+            break
         if event.frame == frame:
             written = event
-    result = job.blender.wait()
-    if result.content_error:
-        raise SceneContentError(result.content_error)
+    if not waiting:
+        job.blender.send_job(None)
+        result = job.blender.wait()
+        if result.content_error:
+            raise SceneContentError(result.content_error)
     job.check_interrupted()
     if written is None:
+        tail = result.tail if result else list(job.blender.tail)
         raise BlenderCrashed(
             f"Blender ended without writing part {part} of frame {frame}; another attempt renders it. "
-            f"Last line: {result.tail[-1] if result.tail else '(no output)'}"
+            f"Last line: {tail[-1] if tail else '(no output)'}"
         )
     try:
         head = check_part(Path(written.path).read_bytes())
@@ -95,8 +109,13 @@ def render_part(job: SliceRender, spec: JobSpec, scratch: Path) -> int:
     except StorageError as exc:
         raise WorkerRetryableError(f"Uploading part {part} of frame {frame} failed: {exc}") from None
     job.progress.frame_uploaded(frame, written.seconds)
-    job.progress.write("SUCCEEDED", "; ".join(result.warnings))
     log.info(
         "Part %d/%d of frame %d: %d samples in %.2f s, uploaded", part + 1, parts, frame, head.samples, written.seconds
     )
+    if waiting:  # the last part to finish merges in this Blender (worker/merge.py)
+        merge_after_part(spec, frame, job.stores, scratch, blend, job.blender)
+        result = job.blender.wait()
+        job.check_interrupted()
+    assert result is not None
+    job.progress.write("SUCCEEDED", "; ".join(result.warnings))
     return SUCCESS

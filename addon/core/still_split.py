@@ -153,6 +153,14 @@ def merge_memory_mib(spec: JobSpec) -> int:
     return max(MERGE_MIN_MIB, -(-mib // 256) * 256)  # whole 256 MiB steps
 
 
+def merge_need_mib(spec: JobSpec) -> int:
+    """What the merge itself needs (:func:`merge_memory_mib` without the stack's floor): a
+    part's job merges in its own Blender only where its container has this much."""
+    assert spec.still_split is not None
+    pixels = max(1, spec.render.width) * max(1, spec.render.height)
+    return MERGE_BASE_MIB + -(-(max(spec.still_split.parts, 4) * pixels * PART_CHANNELS * 4) // (1 << 20))
+
+
 def parts_done_text(frames: int, parts_total: int, parts_done: int) -> str:
     """``'1 frame, 3 of 8 parts'``."""
     return f"{frames} frame{'s' if frames != 1 else ''}, {parts_done} of {parts_total} parts"
