@@ -143,8 +143,8 @@ def merge(spec: JobSpec, scratch: Path, stores: StoreCache) -> list[int]:
     left = sorted(set(todo) - set(done))
     if left:
         raise WorkerRetryableError(
-            f"Blender ended without merging frame(s) {describe_frames(left)}; run the merge again. Last "
-            f"line: {result.tail[-1] if result.tail else '(no output)'}"
+            f"Blender ended without merging frame(s) {describe_frames(left)}; run the merge again. "
+            f"Blender said: {result.last_words}"
         )
     return done
 

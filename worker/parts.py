@@ -23,7 +23,7 @@ from addon.core.exitcodes import SUCCESS
 from addon.core.jobspec import JobSpec
 from addon.core.still_split import part_of, part_uri
 
-from .blender_process import PartWaiting
+from .blender_process import BlenderResult, PartWaiting
 from .cpu import render_threads
 from .exr_header import BadExr, check_part
 from .failures import BlenderCrashed, SceneContentError, WorkerRetryableError
@@ -93,10 +93,10 @@ def render_part(job: SliceRender, spec: JobSpec, scratch: Path) -> int:
             raise SceneContentError(result.content_error)
     job.check_interrupted()
     if written is None:
-        tail = result.tail if result else list(job.blender.tail)
+        said = (result or BlenderResult(0, tail=list(job.blender.tail))).last_words
         raise BlenderCrashed(
             f"Blender ended without writing part {part} of frame {frame}; another attempt renders it. "
-            f"Last line: {tail[-1] if tail else '(no output)'}"
+            f"Blender said: {said}"
         )
     try:
         head = check_part(Path(written.path).read_bytes())
