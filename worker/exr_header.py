@@ -148,3 +148,39 @@ def check_part(data: bytes, expect_samples: int | None = None) -> ExrHeader:
             if size < 0 or size_at + 4 + size > len(data):
                 raise BadExr("it is cut short (a chunk lies past the end of the file)")
     return head
+
+
+def with_samples(data: bytes, samples: int) -> bytes:
+    """``data`` with every ``cycles.<layer>.samples`` attribute saying ``samples``, and the
+    chunk offset tables moved by what that changes in the header's length (the pixel data
+    is untouched). A part renders a subset of the scene's samples and Cycles records the
+    scene's total, which ``cycles.merge_images`` weights by: uneven parts (10, 10, 12 of 32)
+    would count alike."""
+    heads = read_headers(data)
+    out, i = bytearray(data[:8]), 8
+    for _head in heads:
+        while data[i] != 0:
+            j = _nul(data, i)
+            k = _nul(data, j + 1)
+            name, kind = data[i:j].decode("latin-1"), data[j + 1 : k]
+            (size,) = struct.unpack_from("<i", data, k + 1)
+            end = k + 5 + size
+            if kind == b"string" and name.startswith("cycles.") and name.endswith(".samples"):
+                value = str(int(samples)).encode()
+                out += data[i : k + 1] + struct.pack("<i", len(value)) + value
+            else:
+                out += data[i:end]
+            i = end
+        out.append(0)
+        i += 1
+    if i < heads[0].end:  # a multi-part file: the empty header that ends the list
+        out.append(0)
+        i += 1
+    delta = len(out) - i
+    for part in heads:
+        _x0, y0, _x1, y1 = part.data_window
+        chunks = part.ints.get("chunkCount") or -(-(y1 - y0 + 1) // lines_per_chunk(part.compression))
+        offsets = struct.unpack_from(f"<{chunks}Q", data, i)
+        out += struct.pack(f"<{chunks}Q", *(off + delta for off in offsets))
+        i += 8 * chunks
+    return bytes(out + data[i:])

@@ -101,6 +101,7 @@ def setup_part(scene: Any, part: dict[str, Any]) -> list[str]:
     cycles.use_sample_subset = True
     cycles.sample_offset = offset
     cycles.sample_subset_length = count
+    _PART_SAMPLES["count"] = count  # what the part's EXR must say it holds (check_part_file)
     if cycles.use_denoising:
         # Denoised once, after the merge. Cycles' file denoiser wants the data passes and the
         # Vector pass beside the noisy Combined; Vector does not exist with motion blur.
@@ -132,20 +133,29 @@ def setup_part(scene: Any, part: dict[str, Any]) -> list[str]:
 
 
 _WANTS_DENOISE: dict[str, bool] = {}
+_PART_SAMPLES: dict[str, int] = {}
 
 
 def check_part_file(path: str) -> None:
-    """After the part is written: refuse it early when the merge could not denoise it."""
-    if not _WANTS_DENOISE.get("on"):
-        return
+    """After the part is written: make it say how many samples it holds (Cycles records the
+    scene's total, and the merge weights each part by it); refuse it early when the merge
+    could not denoise it."""
     import bpy
-    from exr_header import BadExr, read_header  # a sibling: stdlib only
+    from exr_header import BadExr, read_header, with_samples  # a sibling: stdlib only
 
     try:
         with open(path, "rb") as fh:
-            head = read_header(fh.read(1 << 20))
+            data = fh.read()
+        head = read_header(data)
+        count = _PART_SAMPLES.get("count")
+        if count and head.samples not in (None, count):
+            with open(path + ".part", "wb") as fh:
+                fh.write(with_samples(data, count))
+            os.replace(path + ".part", path)
     except (OSError, BadExr):
         return  # the outer process checks the whole file and says what is wrong
+    if not _WANTS_DENOISE.get("on"):
+        return
     if not (head.has_pass("Denoising Albedo") and head.has_pass("Vector")):
         raise ContentProblem(
             f"Blender {bpy.app.version_string} wrote no denoising data or Vector pass into the part's "
