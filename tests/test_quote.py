@@ -11,6 +11,7 @@ import pytest
 from addon.cli import main
 from addon.core.aws.session import AwsSettings, client
 from addon.core.exitcodes import CHECK_ERRORS
+from addon.core.frames import chunk_frames
 from addon.core.quote.model import (
     AWS_BOOT_S,
     AWS_CHUNK_OVERHEAD_S,
@@ -35,8 +36,18 @@ from addon.core.quote.scout import scout_frames, scout_render
 
 def test_auto_chunk_size_keeps_start_up_under_ten_percent():
     size, why = auto_chunk_size(frames=10_000, load_seconds=30, seconds_per_frame=10, parallel=12)
-    assert size == 27 and "10%" in why  # 30 <= 0.1 * (30 + 27 * 10)
-    assert 30 / (30 + size * 10) <= 0.10 < 30 / (30 + (size - 1) * 10)
+    # 30 s <= 10% of 30 frames of 10 s; 250 chunks of 40 (not 333 of 30 and a last one of 10)
+    assert size == 40 and "10%" in why
+    sizes = [len(c) for c in chunk_frames(list(range(10_000)), chunk_size=size)]
+    assert min(sizes) >= 30
+    # so every chunk's wall time is within 1.10 x its frames' render time (bench/chunk_efficiency.py's target)
+    assert max((30 + n * 10) / (n * 10) for n in sizes) <= 1.10
+    # 120 fast frames after a 1.8 s start-up: one chunk (1.08), not 81 + 39 frames (1.11 and 1.23)
+    assert auto_chunk_size(120, 1.8, 0.2, parallel=1)[0] == 120
+    assert auto_chunk_size(200, 1.8, 0.2, parallel=1)[0] == 100
+    assert auto_chunk_size(120, 1.8, 0.2, parallel=2)[0] == 60  # enough chunks for 2 slots wins
+    # 97 frames (prime): no size from 90 on leaves a last chunk of 90+: one chunk
+    assert auto_chunk_size(97, 1.8, 0.2, parallel=1)[0] == 97
 
 
 def test_auto_chunk_size_limits():
@@ -146,6 +157,18 @@ def test_scout_render_measures_a_real_blender(tiny_scene):
     # alone: less only the CPU other programs took meanwhile
     assert 0 < m.alone().seconds_per_frame <= m.seconds_per_frame and m.others_cores >= 0
     assert 0 < m.alone().load_seconds <= m.load_seconds
+
+
+def test_the_scout_start_up_is_not_lost_when_later_frames_are_slower():
+    from addon.core.quote.scout import load_and_frame_seconds
+
+    # (seconds since start, render s, ...): first frame 1.5 s (0.5 s of it a first-frame extra)
+    # written at 4.0 s, later frames 1 s: start-up 3 s, the extra counted with it
+    assert load_and_frame_seconds([(4.0, 1.5, 0, None), (5.0, 1.0, 0, None), (6.0, 1.0, 0, None)]) == (3.0, 1.0)
+    # the computer got busy after the first frame (1 s), later frames took 6 s: the start-up
+    # before that first frame (3 s) stays; it read 0 s before, and the chunks were sized 1 frame
+    load, frame_s = load_and_frame_seconds([(4.0, 1.0, 0, None), (10.0, 6.0, 0, None), (16.0, 6.0, 0, None)])
+    assert (load, frame_s) == (3.0, 6.0)
 
 
 def test_the_scout_takes_out_other_programs_load():

@@ -109,17 +109,21 @@ def auto_chunk_size(
     max_chunk_seconds: float = MAX_CHUNK_SECONDS,
     max_chunks: int = MAX_CHUNKS,
 ) -> tuple[int, str]:
-    """Frames per chunk so the per-chunk start-up stays within 10% of the chunk's time,
-    within: enough chunks for every slot, at most ``max_chunks`` chunks, and chunks no
-    longer than ``max_chunk_seconds``. Returns the size and why it was chosen."""
+    """Frames per chunk so the per-chunk start-up stays within 10% of the chunk's render
+    time (so a chunk's wall time is at most 1.10 x its frames' render time; 10% of the whole
+    chunk's time would allow 1/0.9 = 1.11), in chunks of equal size (no short last chunk
+    that pays a whole start-up for a few frames), within: enough chunks for every slot, at
+    most ``max_chunks`` chunks, and chunks no longer than ``max_chunk_seconds``. Returns the
+    size and why it was chosen."""
     if frames < 1:
         return 1, "no frames"
     frame_s = max(seconds_per_frame, 1e-3)
     load = max(load_seconds, 0.0)
-    # load <= share * (load + c * F)  <=>  c >= load * (1 - share) / (share * F)
-    size = max(1, math.ceil(load * (1 - OVERHEAD_SHARE) / (OVERHEAD_SHARE * frame_s) - 1e-9))
-    why = f"start-up {load:.0f} s ≤ 10% of a chunk ({size} × {frame_s:.1f} s per frame)"
+    # load <= share * c * F  <=>  c >= load / (share * F)
+    least = max(1, math.ceil(load / (OVERHEAD_SHARE * frame_s) - 1e-9))
+    why = f"start-up {load:.0f} s ≤ 10% of a chunk's frames ({least}+ × {frame_s:.1f} s per frame)"
     longest = max(1, math.floor((max_chunk_seconds - load) / frame_s))
+    size = whole_chunks(frames, least, min(longest, math.ceil(frames / max(1, parallel))))
     if size > longest:
         size, why = longest, f"chunks of at most {duration_text(max_chunk_seconds)} (a Spot reclaim loses little)"
     spread = max(1, math.ceil(frames / max(1, parallel)))
@@ -129,6 +133,18 @@ def auto_chunk_size(
     if size < fewest:
         size, why = fewest, f"at most {max_chunks:,} chunks"
     return min(size, frames), why
+
+
+def whole_chunks(frames: int, least: int, most: int) -> int:
+    """The smallest chunk size from ``least`` up to ``most`` whose last chunk also holds at
+    least ``least`` frames (a short last chunk pays a whole start-up for a few frames);
+    else as many chunks of ``least`` or more as fit, of about equal size."""
+    if least >= frames:
+        return frames
+    for size in range(least, min(most, frames, least + 10_000) + 1):
+        if frames % size == 0 or frames % size >= least:
+            return size
+    return math.ceil(frames / max(1, frames // least))
 
 
 def persistent_data(engine: str, chunk_size: int, peak_mib: float, memory_mib: float) -> tuple[bool, str]:
