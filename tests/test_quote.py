@@ -82,6 +82,23 @@ def test_schedule_and_estimate():
     assert aws.line().endswith("with 4 chunks of 12 frame(s) on up to 4 instances · Spot prices of 2026-12-01")
 
 
+def test_the_worker_time_per_chunk_takes_the_load_the_scout_saw():
+    # idle: the scout's start-up took its CPU seconds; the worker's own time as measured idle
+    idle = Measured(load_seconds=2, seconds_per_frame=0.2, peak_rss_mib=400, threads=2, alone_load_seconds=2)
+    quote = estimate(idle, 100, parallel=1, job_threads=2, chunk_size=100)
+    assert quote.wall_seconds == pytest.approx(2 + LOCAL_CHUNK_OVERHEAD_S + 20)
+    # others kept the computer busy: the start-up took 2x its CPU seconds; the worker's own CPU
+    # work (start, input copy and hash, frame checks) no longer overlaps on a free core: 2x too
+    busy = Measured(load_seconds=4, seconds_per_frame=0.4, peak_rss_mib=400, threads=2, alone_load_seconds=2)
+    quote = estimate(busy, 100, parallel=1, job_threads=2, chunk_size=100)
+    assert quote.wall_seconds == pytest.approx(4 + 2 * LOCAL_CHUNK_OVERHEAD_S + 40)
+    assert f"+{2 * LOCAL_CHUNK_OVERHEAD_S:.1f} s per chunk for the worker" in quote.assumptions[-1]
+    assert "x2.0, the scout's start-up under load" in quote.assumptions[-1]
+    # AWS instances render alone: their per-chunk time is the container's, whatever the load here
+    aws = estimate(busy, 100, parallel=1, job_threads=2, chunk_size=100, aws=True)
+    assert aws.wall_seconds == pytest.approx(150 + 2 + 20 + 40)
+
+
 def test_instance_types_for_families_and_types():
     assert instance_types_for(["c7i", "m6i.4xlarge", " optimal"], 8) == {"c7i.2xlarge": 8, "m6i.4xlarge": 16}
     assert instance_types_for(["c6a"], 3) == {"c6a.xlarge": 4}

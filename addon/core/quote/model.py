@@ -95,10 +95,22 @@ class Quote:
         return f"{money} · {when} with {chunks} on up to {self.parallel} instances · {source}"
 
 
-def chunk_overhead_s(aws: bool) -> float:
+def chunk_overhead_s(aws: bool, measured: Measured | None = None) -> float:
     """What a chunk spends beyond the scout's start-up+load: on AWS the container and
-    inputs download, on this computer the worker's own start, copies and checks."""
-    return AWS_CHUNK_OVERHEAD_S if aws else LOCAL_CHUNK_OVERHEAD_S
+    inputs download, on this computer the worker's own start, copies and checks. On a
+    computer other programs keep busy, the worker's own CPU work no longer overlaps Blender's
+    start-up on a free core: it takes as much longer as the scout's start-up took against its
+    CPU seconds alone (``load_seconds / alone_load_seconds``, 1 on an idle computer)."""
+    if aws:
+        return AWS_CHUNK_OVERHEAD_S
+    return LOCAL_CHUNK_OVERHEAD_S * (contention(measured) if measured is not None else 1.0)
+
+
+def contention(measured: Measured) -> float:
+    """How much longer the scout's start-up took than it would have alone (>= 1)."""
+    if measured.alone_load_seconds <= 0 or measured.load_seconds <= 0:
+        return 1.0
+    return max(1.0, measured.load_seconds / measured.alone_load_seconds)
 
 
 def auto_chunk_size(
@@ -198,7 +210,7 @@ def estimate(
     if aws:  # instances render alone: without the CPU other programs took from the scout
         measured = measured.alone()
     frame_s = measured.seconds_per_frame * max(1, measured.threads) / max(1, job_threads)
-    load_s = measured.load_seconds + chunk_overhead_s(aws)
+    load_s = measured.load_seconds + chunk_overhead_s(aws, measured)
     if split_samples > 1:  # each part renders 1/N of the samples of one frame, then one merge job
         size, why = 1, f"{split_samples} parts per frame, each rendering 1/{split_samples} of the samples"
         wall, busy = schedule_seconds(frames * split_samples, 1, load_s, frame_s / split_samples, parallel)
@@ -232,7 +244,11 @@ def estimate(
             f"{frame_s:.2f} s per frame); +{AWS_CHUNK_OVERHEAD_S:.0f} s per chunk, +{AWS_BOOT_S:.0f} s for instances"
         )
     else:
-        assumptions.append(f"+{LOCAL_CHUNK_OVERHEAD_S:.1f} s per chunk for the worker (start, inputs, frame checks)")
+        busy = contention(measured)
+        slower = f": {LOCAL_CHUNK_OVERHEAD_S:.1f} s x{busy:.1f}, the scout's start-up under load" if busy > 1 else ""
+        assumptions.append(
+            f"+{chunk_overhead_s(False, measured):.1f} s per chunk for the worker (start, inputs, frame checks){slower}"
+        )
     quote = Quote(
         frames=frames, chunk_size=size, chunks=chunks, chunk_reason=why, parallel=parallel,
         wall_seconds=wall, wall_low=wall * TIME_LOW, wall_high=wall * TIME_HIGH, assumptions=assumptions,

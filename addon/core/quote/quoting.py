@@ -154,7 +154,7 @@ def measured_chunk_size(
     )  # fmt: skip
     sized = measured.alone() if aws else measured  # AWS instances render alone (scout.py)
     frame_s = sized.seconds_per_frame * max(1, measured.threads) / max(1, job_threads)
-    load_s = sized.load_seconds + chunk_overhead_s(aws)
+    load_s = sized.load_seconds + chunk_overhead_s(aws, sized)
     size, why = auto_chunk_size(len(frames), load_s, frame_s, parallel)
     return size, why, measured
 
