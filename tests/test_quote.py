@@ -99,6 +99,27 @@ def test_the_worker_time_per_chunk_takes_the_load_the_scout_saw():
     assert aws.wall_seconds == pytest.approx(150 + 2 + 20 + 40)
 
 
+def test_frame_time_scales_with_threads_only_as_far_as_the_frame_ran_on_them():
+    from addon.core.quote.model import frame_seconds_for
+
+    def scout(wall: float, cpu: float) -> Measured:
+        return Measured(load_seconds=2, seconds_per_frame=wall, peak_rss_mib=400, threads=2, cpu_per_frame=cpu)
+
+    # heavy scene, fast frames: 0.2 s of wall and 0.2 s of CPU on 2 threads: all serial (sync,
+    # BVH build), 8 vCPUs do not make it 4x faster
+    assert frame_seconds_for(scout(0.2, 0.2), 8) == pytest.approx(0.2)
+    # both threads busy all the frame: a linear speed-up
+    assert frame_seconds_for(scout(0.2, 0.4), 8) == pytest.approx(0.05)
+    # half and half: 1.5 CPU-s in 1 s on 2 threads = 0.5 s serial + 1.0 CPU-s spread
+    assert frame_seconds_for(scout(1.0, 1.5), 8) == pytest.approx(0.5 + 1.0 / 8)
+    assert frame_seconds_for(scout(1.0, 1.5), 1) == pytest.approx(1.5)
+    # no CPU figure: linear, as before
+    assert frame_seconds_for(scout(1.0, 0.0), 8) == pytest.approx(0.25)
+    # the AWS quote of the serial scene uses it: 100 frames of 0.2 s, not 0.05 s
+    aws = estimate(scout(0.2, 0.2), 100, parallel=1, job_threads=8, chunk_size=100, aws=True)
+    assert aws.wall_seconds == pytest.approx(150 + 2 + 20 + 100 * 0.2)
+
+
 def test_instance_types_for_families_and_types():
     assert instance_types_for(["c7i", "m6i.4xlarge", " optimal"], 8) == {"c7i.2xlarge": 8, "m6i.4xlarge": 16}
     assert instance_types_for(["c6a"], 3) == {"c6a.xlarge": 4}
@@ -210,7 +231,8 @@ def test_aws_quotes_use_the_scout_alone_local_quotes_as_timed():
     m = Measured(load_seconds=4, seconds_per_frame=8, peak_rss_mib=300, threads=2, alone_load_seconds=2,
                  alone_seconds_per_frame=2, others_cores=1.5)  # fmt: skip
     local = estimate(m, 10, parallel=1, job_threads=2, chunk_size=10)
-    assert local.wall_seconds == pytest.approx(4 + LOCAL_CHUNK_OVERHEAD_S + 10 * 8)
+    # the worker's own time slowed as the scout's start-up was (4 s timed, 2 s alone)
+    assert local.wall_seconds == pytest.approx(4 + 2 * LOCAL_CHUNK_OVERHEAD_S + 10 * 8)
     assert "other programs kept 1.5 core(s) busy; assumed to go on" in local.assumptions[0]
     aws = estimate(m, 10, parallel=1, job_threads=2, chunk_size=10, price_per_vcpu_hour=(1, 1, 1), aws=True)
     assert aws.wall_seconds == pytest.approx(2 + AWS_CHUNK_OVERHEAD_S + 10 * 2 + AWS_BOOT_S)

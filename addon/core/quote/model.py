@@ -53,6 +53,9 @@ class Measured:
     alone_load_seconds: float = 0.0
     alone_seconds_per_frame: float = 0.0
     others_cores: float = 0.0  # cores other programs kept busy while the scout rendered
+    #: the child's CPU seconds per frame after the first (0: unknown): how much of a frame ran
+    #: on all its threads, so the frame time can be scaled to another thread count (frame_seconds_for)
+    cpu_per_frame: float = 0.0
 
     def alone(self) -> Measured:
         """The figures with this computer to itself."""
@@ -93,6 +96,26 @@ class Quote:
         money = f"≈ {money_text(self.cost)} ({money_text(self.cost_low)}–{money_text(self.cost_high)})"
         source = f"{self.price_source} prices" + (f" of {self.price_date}" if self.price_date else "")
         return f"{money} · {when} with {chunks} on up to {self.parallel} instances · {source}"
+
+
+def frame_seconds_for(measured: Measured, job_threads: int) -> float:
+    """Seconds per frame with ``job_threads`` threads. A frame is a serial part s (scene
+    sync, BVH build, image write) and a part P that spreads over the threads; with n threads
+    its wall time is s + P/n and its CPU time s + P. The scout timed both (alone: without the
+    CPU other programs took), so s and P are known and the scout's time is scaled by
+    (s + P/job_threads) / (s + P/n). Without the CPU figure (or with one thread) every second
+    is taken to spread over the threads, as a linear speed-up."""
+    n, timed = max(1, measured.threads), measured.seconds_per_frame
+    linear = timed * n / max(1, job_threads)
+    wall = measured.alone_seconds_per_frame or timed
+    cpu = measured.cpu_per_frame
+    if cpu <= 0 or n < 2 or wall <= 0:
+        return linear
+    spread = min(cpu, max(0.0, cpu - wall) * n / (n - 1))
+    serial = max(0.0, cpu - spread)
+    if serial + spread / n <= 0:
+        return linear
+    return timed * (serial + spread / max(1, job_threads)) / (serial + spread / n)
 
 
 def chunk_overhead_s(aws: bool, measured: Measured | None = None) -> float:
@@ -209,7 +232,7 @@ def estimate(
     timed = measured
     if aws:  # instances render alone: without the CPU other programs took from the scout
         measured = measured.alone()
-    frame_s = measured.seconds_per_frame * max(1, measured.threads) / max(1, job_threads)
+    frame_s = frame_seconds_for(measured, job_threads)
     load_s = measured.load_seconds + chunk_overhead_s(aws, measured)
     if split_samples > 1:  # each part renders 1/N of the samples of one frame, then one merge job
         size, why = 1, f"{split_samples} parts per frame, each rendering 1/{split_samples} of the samples"

@@ -144,7 +144,7 @@ def measured_chunk_size(
 ) -> tuple[int, str, Measured]:
     """``submit --chunk auto``: scout-render the scene and size its chunks from the
     measurements (:func:`.model.auto_chunk_size`). Returns the size, why, and what was measured."""
-    from .model import auto_chunk_size, chunk_overhead_s
+    from .model import auto_chunk_size, chunk_overhead_s, frame_seconds_for
     from .scout import scout_frames, scout_render
 
     picks = [f for f in scout_frames(frames[0], frames[-1]) if f in set(frames)] or frames[:1]
@@ -153,7 +153,7 @@ def measured_chunk_size(
         blender_bin=blender_bin, cancel=cancel,
     )  # fmt: skip
     sized = measured.alone() if aws else measured  # AWS instances render alone (scout.py)
-    frame_s = sized.seconds_per_frame * max(1, measured.threads) / max(1, job_threads)
+    frame_s = frame_seconds_for(sized, job_threads)
     load_s = sized.load_seconds + chunk_overhead_s(aws, sized)
     size, why = auto_chunk_size(len(frames), load_s, frame_s, parallel)
     return size, why, measured

@@ -152,8 +152,8 @@ def scout_render(
     used = threads or (os.cpu_count() or 1)
     factor, others = alone_factor(events, used)
     alone_load = load
+    frame_cpu = (events[-1][2] - events[0][2]) / (len(events) - 1) if len(events) > 1 else 0.0
     if factor < 1.0:  # others were busy: start-up and load alone take about their CPU seconds
-        frame_cpu = (events[-1][2] - events[0][2]) / (len(events) - 1)
         alone_load = min(load, max(0.0, events[0][2] - frame_cpu))
     return Measured(
         load_seconds=load,
@@ -164,6 +164,7 @@ def scout_render(
         alone_load_seconds=alone_load,
         alone_seconds_per_frame=frame_s * factor,
         others_cores=others,
+        cpu_per_frame=frame_cpu,
     )
 
 
