@@ -1,6 +1,6 @@
-"""Chunk efficiency: the sum of chunk wall times over pure frame-render time (every frame
-at the median render seconds of the frames that are not first in their chunk, from the
-workers' logs: a chunk's first-frame extra is start-up, not rendering), for the chunk size
+"""Chunk efficiency: the sum of chunk wall times over pure frame-render time (every frame's
+render seconds from the workers' logs, less each chunk's first-frame extra over its other
+frames' median: that extra is start-up, not rendering), for the chunk size
 the quote chooses from the scout's measurements against the fixed default of 10, on the
 three scenes of bench/quote_scenes.py, local backend, one chunk at a time. Target: <= 1.10
 with the automatic size. "as recorded" is the same over the progress records' mean render

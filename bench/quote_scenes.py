@@ -79,8 +79,10 @@ def run_local(blend: Path, store: Path, frames: list[int], chunk: int, size: str
     the submit (the input already in the store) to the end, the sum of chunk wall times,
     and two render times: ``render`` (frames x their mean render seconds, as the progress
     records hold them: each chunk's first frame with its first-frame extra) and ``pure`` (every
-    frame at the median render seconds of the frames that are not first in their chunk: the
-    first-frame extra is start-up, which a chunk pays once, not frame rendering)."""
+    frame's render seconds from the workers' logs, less each chunk's first-frame extra: its first
+    frame over the median of its others. That extra (kernel and shader set-up, first sync) is
+    start-up, which a chunk pays once, not frame rendering; frames slowed by other programs'
+    load stay rendering time)."""
     from addon.core.backends.local.backend import LocalBackend, wait
     from addon.core.backends.local.state import read_state
     from addon.core.frames import chunk_frames
@@ -106,6 +108,7 @@ def run_local(blend: Path, store: Path, frames: list[int], chunk: int, size: str
         rec = SliceProgress.from_json(FileStore().get_bytes(spec.progress_record_uri(i)))
         render += (rec.seconds_per_frame or 0.0) * len(slices[i])
     per_chunk = [frame_seconds(t.log) for t in state.slices]
-    steady = [s for seconds in per_chunk for s in seconds[1:]] or [s for seconds in per_chunk for s in seconds]
-    pure = statistics.median(steady) * len(frames) if steady else render
+    extra = sum(max(0.0, s[0] - statistics.median(s[1:])) for s in per_chunk if len(s) > 1)
+    logged = sum(sum(s) for s in per_chunk)
+    pure = logged - extra if sum(len(s) for s in per_chunk) == len(frames) else render
     return {"wall": wall, "chunk_walls": chunk_walls, "render": render, "pure": pure, "chunks": len(slices)}
