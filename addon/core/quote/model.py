@@ -3,8 +3,9 @@ the schedule of chunks on the available slots, and the one-line quote.
 
 Assumptions, stated in every quote (``Quote.assumptions``):
 
-* one vCPU of an instance renders as fast as one thread of this computer (render time
-  scales with the thread count of a job); the range widens the time by -25% / +50%;
+* one vCPU of an instance renders as fast as one thread of this computer (the part of a
+  frame that ran on all the scout's threads scales with the thread count of a job, the
+  serial rest does not: :func:`frame_seconds_for`); the range widens the time by -25% / +50%;
 * on AWS each chunk also pays :data:`AWS_CHUNK_OVERHEAD_S` (container start, inputs
   download) and the job waits :data:`AWS_BOOT_S` for the first instances; on this
   computer each chunk pays the worker's own :data:`LOCAL_CHUNK_OVERHEAD_S` (measured:
