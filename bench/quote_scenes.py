@@ -24,10 +24,11 @@ sys.path.insert(0, str(ROOT))
 
 #: name -> (frames, size, samples, mesh subdivisions: 0 none, 7 ~ 330k faces). Enough frames
 #: for a real animation: with ~2 s of start-up per chunk and ~0.2 s frames, 10% of a chunk's
-#: render time needs ~100 frames per chunk (24 or 16 frames could not reach 1.10 at any size)
+#: render time needs ~100 frames per chunk (24 or 16 frames could not reach 1.10 at any size);
+#: slow frames (~1.7 s alone) after ~3 s of start-up need ~18 (8 could not)
 SCENES = {
     "heavy": (120, "48x27", 1, 8),
-    "slow": (8, "192x108", 96, 0),
+    "slow": (24, "192x108", 96, 0),
     "mixed": (120, "96x54", 16, 7),
 }
 
