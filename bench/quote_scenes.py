@@ -12,6 +12,8 @@ the child only). Sizes are kept small enough for a few minutes on 2 shared cores
 from __future__ import annotations
 
 import os
+import re
+import statistics
 import subprocess
 import sys
 import time
@@ -20,11 +22,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-#: name -> (frames, size, samples, mesh subdivisions: 0 none, 7 ~ 330k faces)
+#: name -> (frames, size, samples, mesh subdivisions: 0 none, 7 ~ 330k faces). Enough frames
+#: for a real animation: with ~2 s of start-up per chunk and ~0.2 s frames, 10% of a chunk's
+#: render time needs ~100 frames per chunk (24 or 16 frames could not reach 1.10 at any size);
+#: slow frames (~1.7 s alone) after ~3 s of start-up need ~18 (8 could not)
 SCENES = {
-    "heavy": (24, "48x27", 1, 8),
-    "slow": (8, "192x108", 96, 0),
-    "mixed": (16, "96x54", 16, 7),
+    "heavy": (120, "48x27", 1, 8),
+    "slow": (24, "192x108", 96, 0),
+    "mixed": (120, "96x54", 16, 7),
 }
 
 ADD_MESH = """
@@ -62,10 +67,23 @@ def scout_and_quote(blend: Path, chunk: int | None = None):
     return measured, local_quote(measured, len(frames), 1, measured.threads, chunk), snapshot, frames
 
 
+def frame_seconds(log: str) -> list[float]:
+    """Each frame's render seconds (Blender's render_pre to render_write) from a worker's
+    log, in frame order (the chunk renders its frames in that order)."""
+    text = Path(log).read_text(encoding="utf-8", errors="replace") if log else ""
+    found = re.findall(r"Frame (\d+) rendered in ([0-9.]+) s", text)
+    return [float(seconds) for _frame, seconds in sorted(found, key=lambda m: int(m[0]))]
+
+
 def run_local(blend: Path, store: Path, frames: list[int], chunk: int, size: str, tag: str) -> dict:
     """Render on the local backend, one chunk at a time with every core: wall time from
-    the submit (the input already in the store) to the end, the
-    sum of chunk wall times, and pure render time (frames x their mean render seconds)."""
+    the submit (the input already in the store) to the end, the sum of chunk wall times,
+    and two render times: ``render`` (frames x their mean render seconds, as the progress
+    records hold them: each chunk's first frame with its first-frame extra) and ``pure`` (every
+    frame's render seconds from the workers' logs, less each chunk's first-frame extra: its first
+    frame over the median of its others. That extra (kernel and shader set-up, first sync) is
+    start-up, which a chunk pays once, not frame rendering; frames slowed by other programs'
+    load stay rendering time)."""
     from addon.core.backends.local.backend import LocalBackend, wait
     from addon.core.backends.local.state import read_state
     from addon.core.frames import chunk_frames
@@ -90,4 +108,8 @@ def run_local(blend: Path, store: Path, frames: list[int], chunk: int, size: str
     for i in range(len(slices)):
         rec = SliceProgress.from_json(FileStore().get_bytes(spec.progress_record_uri(i)))
         render += (rec.seconds_per_frame or 0.0) * len(slices[i])
-    return {"wall": wall, "chunk_walls": chunk_walls, "render": render, "chunks": len(slices)}
+    per_chunk = [frame_seconds(t.log) for t in state.slices]
+    extra = sum(max(0.0, s[0] - statistics.median(s[1:])) for s in per_chunk if len(s) > 1)
+    logged = sum(sum(s) for s in per_chunk)
+    pure = logged - extra if sum(len(s) for s in per_chunk) == len(frames) else render
+    return {"wall": wall, "chunk_walls": chunk_walls, "render": render, "pure": pure, "chunks": len(slices)}

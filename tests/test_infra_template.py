@@ -114,6 +114,7 @@ def test_roles_are_separate(template):
             "batch:ListJobs",
             "batch:DescribeJobQueues",
             "batch:DescribeJobDefinitions",
+            "batch:DescribeComputeEnvironments",  # the quote: the live vCPU ceiling
             "ec2:DescribeSpotPriceHistory",  # the quote (estimate)
             "pricing:GetProducts",
         ],

@@ -11,6 +11,7 @@ import pytest
 from addon.cli import main
 from addon.core.aws.session import AwsSettings, client
 from addon.core.exitcodes import CHECK_ERRORS
+from addon.core.frames import chunk_frames
 from addon.core.quote.model import (
     AWS_BOOT_S,
     AWS_CHUNK_OVERHEAD_S,
@@ -35,8 +36,18 @@ from addon.core.quote.scout import scout_frames, scout_render
 
 def test_auto_chunk_size_keeps_start_up_under_ten_percent():
     size, why = auto_chunk_size(frames=10_000, load_seconds=30, seconds_per_frame=10, parallel=12)
-    assert size == 27 and "10%" in why  # 30 <= 0.1 * (30 + 27 * 10)
-    assert 30 / (30 + size * 10) <= 0.10 < 30 / (30 + (size - 1) * 10)
+    # 30 s <= 10% of 30 frames of 10 s; 250 chunks of 40 (not 333 of 30 and a last one of 10)
+    assert size == 40 and "10%" in why
+    sizes = [len(c) for c in chunk_frames(list(range(10_000)), chunk_size=size)]
+    assert min(sizes) >= 30
+    # so every chunk's wall time is within 1.10 x its frames' render time (bench/chunk_efficiency.py's target)
+    assert max((30 + n * 10) / (n * 10) for n in sizes) <= 1.10
+    # 120 fast frames after a 1.8 s start-up: one chunk (1.08), not 81 + 39 frames (1.11 and 1.23)
+    assert auto_chunk_size(120, 1.8, 0.2, parallel=1)[0] == 120
+    assert auto_chunk_size(200, 1.8, 0.2, parallel=1)[0] == 100
+    assert auto_chunk_size(120, 1.8, 0.2, parallel=2)[0] == 60  # enough chunks for 2 slots wins
+    # 97 frames (prime): no size from 90 on leaves a last chunk of 90+: one chunk
+    assert auto_chunk_size(97, 1.8, 0.2, parallel=1)[0] == 97
 
 
 def test_auto_chunk_size_limits():
@@ -69,6 +80,44 @@ def test_schedule_and_estimate():
     assert aws.cost == pytest.approx(aws.vcpu_hours * 0.02)
     assert aws.cost_low < aws.cost < aws.cost_high
     assert aws.line().endswith("with 4 chunks of 12 frame(s) on up to 4 instances · Spot prices of 2026-12-01")
+
+
+def test_the_worker_time_per_chunk_takes_the_load_the_scout_saw():
+    # idle: the scout's start-up took its CPU seconds; the worker's own time as measured idle
+    idle = Measured(load_seconds=2, seconds_per_frame=0.2, peak_rss_mib=400, threads=2, alone_load_seconds=2)
+    quote = estimate(idle, 100, parallel=1, job_threads=2, chunk_size=100)
+    assert quote.wall_seconds == pytest.approx(2 + LOCAL_CHUNK_OVERHEAD_S + 20)
+    # others kept the computer busy: the start-up took 2x its CPU seconds; the worker's own CPU
+    # work (start, input copy and hash, frame checks) no longer overlaps on a free core: 2x too
+    busy = Measured(load_seconds=4, seconds_per_frame=0.4, peak_rss_mib=400, threads=2, alone_load_seconds=2)
+    quote = estimate(busy, 100, parallel=1, job_threads=2, chunk_size=100)
+    assert quote.wall_seconds == pytest.approx(4 + 2 * LOCAL_CHUNK_OVERHEAD_S + 40)
+    assert f"+{2 * LOCAL_CHUNK_OVERHEAD_S:.1f} s per chunk for the worker" in quote.assumptions[-1]
+    assert "x2.0, the scout's start-up under load" in quote.assumptions[-1]
+    # AWS instances render alone: their per-chunk time is the container's, whatever the load here
+    aws = estimate(busy, 100, parallel=1, job_threads=2, chunk_size=100, aws=True)
+    assert aws.wall_seconds == pytest.approx(150 + 2 + 20 + 40)
+
+
+def test_frame_time_scales_with_threads_only_as_far_as_the_frame_ran_on_them():
+    from addon.core.quote.model import frame_seconds_for
+
+    def scout(wall: float, cpu: float) -> Measured:
+        return Measured(load_seconds=2, seconds_per_frame=wall, peak_rss_mib=400, threads=2, cpu_per_frame=cpu)
+
+    # heavy scene, fast frames: 0.2 s of wall and 0.2 s of CPU on 2 threads: all serial (sync,
+    # BVH build), 8 vCPUs do not make it 4x faster
+    assert frame_seconds_for(scout(0.2, 0.2), 8) == pytest.approx(0.2)
+    # both threads busy all the frame: a linear speed-up
+    assert frame_seconds_for(scout(0.2, 0.4), 8) == pytest.approx(0.05)
+    # half and half: 1.5 CPU-s in 1 s on 2 threads = 0.5 s serial + 1.0 CPU-s spread
+    assert frame_seconds_for(scout(1.0, 1.5), 8) == pytest.approx(0.5 + 1.0 / 8)
+    assert frame_seconds_for(scout(1.0, 1.5), 1) == pytest.approx(1.5)
+    # no CPU figure: linear, as before
+    assert frame_seconds_for(scout(1.0, 0.0), 8) == pytest.approx(0.25)
+    # the AWS quote of the serial scene uses it: 100 frames of 0.2 s, not 0.05 s
+    aws = estimate(scout(0.2, 0.2), 100, parallel=1, job_threads=8, chunk_size=100, aws=True)
+    assert aws.wall_seconds == pytest.approx(150 + 2 + 20 + 100 * 0.2)
 
 
 def test_instance_types_for_families_and_types():
@@ -148,6 +197,18 @@ def test_scout_render_measures_a_real_blender(tiny_scene):
     assert 0 < m.alone().load_seconds <= m.load_seconds
 
 
+def test_the_scout_start_up_is_not_lost_when_later_frames_are_slower():
+    from addon.core.quote.scout import load_and_frame_seconds
+
+    # (seconds since start, render s, ...): first frame 1.5 s (0.5 s of it a first-frame extra)
+    # written at 4.0 s, later frames 1 s: start-up 3 s, the extra counted with it
+    assert load_and_frame_seconds([(4.0, 1.5, 0, None), (5.0, 1.0, 0, None), (6.0, 1.0, 0, None)]) == (3.0, 1.0)
+    # the computer got busy after the first frame (1 s), later frames took 6 s: the start-up
+    # before that first frame (3 s) stays; it read 0 s before, and the chunks were sized 1 frame
+    load, frame_s = load_and_frame_seconds([(4.0, 1.0, 0, None), (10.0, 6.0, 0, None), (16.0, 6.0, 0, None)])
+    assert (load, frame_s) == (3.0, 6.0)
+
+
 def test_the_scout_takes_out_other_programs_load():
     from addon.core.quote.scout import alone_factor, busy_core_seconds
 
@@ -170,7 +231,8 @@ def test_aws_quotes_use_the_scout_alone_local_quotes_as_timed():
     m = Measured(load_seconds=4, seconds_per_frame=8, peak_rss_mib=300, threads=2, alone_load_seconds=2,
                  alone_seconds_per_frame=2, others_cores=1.5)  # fmt: skip
     local = estimate(m, 10, parallel=1, job_threads=2, chunk_size=10)
-    assert local.wall_seconds == pytest.approx(4 + LOCAL_CHUNK_OVERHEAD_S + 10 * 8)
+    # the worker's own time slowed as the scout's start-up was (4 s timed, 2 s alone)
+    assert local.wall_seconds == pytest.approx(4 + 2 * LOCAL_CHUNK_OVERHEAD_S + 10 * 8)
     assert "other programs kept 1.5 core(s) busy; assumed to go on" in local.assumptions[0]
     aws = estimate(m, 10, parallel=1, job_threads=2, chunk_size=10, price_per_vcpu_hour=(1, 1, 1), aws=True)
     assert aws.wall_seconds == pytest.approx(2 + AWS_CHUNK_OVERHEAD_S + 10 * 2 + AWS_BOOT_S)

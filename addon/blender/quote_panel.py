@@ -79,7 +79,7 @@ def quote_request(scene: Any, context: Any, snapshot: Any, options: Any) -> Any:
         backend=target.backend, frames=scene_frames(snapshot, options.frames),
         chunk_size=None if measuring(scene) else options.chunk_size or None,
         threads=options.threads, stack_name=target.stack_name, settings=target.settings,
-        blender_bin=bpy.app.binary_path,
+        blender_bin=bpy.app.binary_path, job_queue=target.job_queue, job_definition=target.render_job_definition,
     )  # fmt: skip
 
 

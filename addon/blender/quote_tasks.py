@@ -82,7 +82,7 @@ def chunk_key(backend: str, scene: str, frames: list[int]) -> str:
 
 
 def measure_for_submit(
-    blend_copy: str, snapshot: Any, options: Any, backend: str, *, cancel: threading.Event
+    blend_copy: str, snapshot: Any, options: Any, backend: str, *, cancel: threading.Event, target: Any = None
 ) -> tuple[Any, str]:
     """The panel's Render with a measured chunk size and no Estimate yet: scout-render the
     saved copy (as ``submit --chunk auto`` does, ``core.quote.quoting.measured_chunk``) and
@@ -102,7 +102,8 @@ def measure_for_submit(
     try:
         size, why, measured = measured_chunk(
             backend, Path(blend_copy), snapshot, frames, threads=options.threads, blender_bin=options.blender_bin,
-            cancel=cancel,
+            cancel=cancel, settings=getattr(target, "settings", None), job_queue=getattr(target, "job_queue", ""),
+            job_definition=getattr(target, "render_job_definition", ""),
         )  # fmt: skip
     except ScoutCancelled:
         raise SubmissionCancelled("Submission cancelled during the scout render; nothing was started.") from None

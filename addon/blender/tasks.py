@@ -132,7 +132,9 @@ def submit(
         if measure_chunk:
             from .quote_tasks import measure_for_submit
 
-            options, note = measure_for_submit(blend_copy, snapshot, options, target.backend, cancel=cancel)
+            options, note = measure_for_submit(
+                blend_copy, snapshot, options, target.backend, cancel=cancel, target=target
+            )
 
         def progress(p: Any) -> None:
             bg.post(bg.SubmitProgress(p.phase, int(p.done), int(p.total), p.message))

@@ -112,6 +112,12 @@ def _capacity(args: argparse.Namespace, settings: AwsSettings):
         cap = capacity_from_stack(stack, region)
         raw = {o["OutputKey"]: o.get("OutputValue", "") for o in stack.get("Outputs") or []}
         cap.region = raw.get("Region") or region
+        if not (args.max_vcpus and args.vcpus):  # what the compute environment holds now
+            from ..core.quote.quoting import live_aws_capacity
+
+            live = AwsSettings(profile=settings.profile, region=cap.region, endpoint_url=settings.endpoint_url)
+            live_aws_capacity(live, raw.get("JobQueue", ""), raw.get("RenderJobDefinition", ""), cap,
+                              "the stack's parameters")  # fmt: skip
     elif args.instance_types:
         cap = AwsCapacity(args.instance_types.split(","), DEFAULT_MAX_VCPUS, DEFAULT_JOB_VCPUS, region)
     else:
@@ -121,6 +127,9 @@ def _capacity(args: argparse.Namespace, settings: AwsSettings):
         raise QuoteError("No AWS region: pass --region (or set AWS_REGION).")
     cap.max_vcpus = args.max_vcpus or cap.max_vcpus
     cap.job_vcpus = args.vcpus or cap.job_vcpus
+    given = [f"--{n} {v}" for n, v in (("max-vcpus", args.max_vcpus), ("vcpus", args.vcpus)) if v]
+    if given:
+        cap.source = f"{cap.source}; {', '.join(given)} given" if cap.source else f"{', '.join(given)} given"
     return cap
 
 

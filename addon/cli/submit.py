@@ -31,7 +31,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     snapshot = read_scene(blend, args.scene)
     peak = None
     if args.chunk == "auto":  # the scout's peak memory feeds the check's memory finding
-        args.chunk, peak = _measured_chunk(args, blend, snapshot)
+        args.chunk, peak = _measured_chunk(args, blend, snapshot, backend, settings)
     _check_first(args, snapshot, settings, peak)
     persistent = peak is not None and _persistent_data(args, settings, snapshot, peak)
     options = SubmitOptions(
@@ -143,7 +143,9 @@ def _spot_price(args: argparse.Namespace, settings: AwsSettings, vcpus: int) -> 
     return spot_price(settings, args.stack or "", vcpus)
 
 
-def _measured_chunk(args: argparse.Namespace, blend: Any, snapshot: Any) -> tuple[int, float]:
+def _measured_chunk(
+    args: argparse.Namespace, blend: Any, snapshot: Any, backend: Any = None, settings: AwsSettings | None = None
+) -> tuple[int, float]:
     """``--chunk auto``: the chunk size from a scout render (addon.core.quote), and the
     scout's peak memory in MiB."""
     from ..core.quote.quoting import measured_chunk
@@ -153,7 +155,8 @@ def _measured_chunk(args: argparse.Namespace, blend: Any, snapshot: Any) -> tupl
     err(f"Scout render of {blend.name} to size the chunks…")
     size, why, measured = measured_chunk(
         args.backend, blend, snapshot, frames, threads=args.threads or 0, concurrency=args.concurrency or 0,
-        vcpus=args.vcpus or 0,
+        vcpus=args.vcpus or 0, settings=settings, job_queue=getattr(backend, "job_queue", ""),
+        job_definition=getattr(backend, "render_job_definition", ""),
     )  # fmt: skip
     err(f"Chunk size {size}: {why}")
     return size, measured.peak_rss_mib

@@ -97,6 +97,7 @@ OPERATION_PERMISSIONS = {
     "TerminateJob": "batch:TerminateJob",
     "DescribeJobQueues": "batch:DescribeJobQueues",
     "DescribeJobDefinitions": "batch:DescribeJobDefinitions",
+    "DescribeComputeEnvironments": "batch:DescribeComputeEnvironments",
     "TagResource": "batch:TagResource",
     "ListObjectsV2": "s3:ListBucket",
     "ListObjects": "s3:ListBucket",

@@ -3,8 +3,9 @@ the schedule of chunks on the available slots, and the one-line quote.
 
 Assumptions, stated in every quote (``Quote.assumptions``):
 
-* one vCPU of an instance renders as fast as one thread of this computer (render time
-  scales with the thread count of a job); the range widens the time by -25% / +50%;
+* one vCPU of an instance renders as fast as one thread of this computer (the part of a
+  frame that ran on all the scout's threads scales with the thread count of a job, the
+  serial rest does not: :func:`frame_seconds_for`); the range widens the time by -25% / +50%;
 * on AWS each chunk also pays :data:`AWS_CHUNK_OVERHEAD_S` (container start, inputs
   download) and the job waits :data:`AWS_BOOT_S` for the first instances; on this
   computer each chunk pays the worker's own :data:`LOCAL_CHUNK_OVERHEAD_S` (measured:
@@ -53,6 +54,9 @@ class Measured:
     alone_load_seconds: float = 0.0
     alone_seconds_per_frame: float = 0.0
     others_cores: float = 0.0  # cores other programs kept busy while the scout rendered
+    #: the child's CPU seconds per frame after the first (0: unknown): how much of a frame ran
+    #: on all its threads, so the frame time can be scaled to another thread count (frame_seconds_for)
+    cpu_per_frame: float = 0.0
 
     def alone(self) -> Measured:
         """The figures with this computer to itself."""
@@ -95,10 +99,42 @@ class Quote:
         return f"{money} · {when} with {chunks} on up to {self.parallel} instances · {source}"
 
 
-def chunk_overhead_s(aws: bool) -> float:
+def frame_seconds_for(measured: Measured, job_threads: int) -> float:
+    """Seconds per frame with ``job_threads`` threads. A frame is a serial part s (scene
+    sync, BVH build, image write) and a part P that spreads over the threads; with n threads
+    its wall time is s + P/n and its CPU time s + P. The scout timed both (alone: without the
+    CPU other programs took), so s and P are known and the scout's time is scaled by
+    (s + P/job_threads) / (s + P/n). Without the CPU figure (or with one thread) every second
+    is taken to spread over the threads, as a linear speed-up."""
+    n, timed = max(1, measured.threads), measured.seconds_per_frame
+    linear = timed * n / max(1, job_threads)
+    wall = measured.alone_seconds_per_frame or timed
+    cpu = measured.cpu_per_frame
+    if cpu <= 0 or n < 2 or wall <= 0:
+        return linear
+    spread = min(cpu, max(0.0, cpu - wall) * n / (n - 1))
+    serial = max(0.0, cpu - spread)
+    if serial + spread / n <= 0:
+        return linear
+    return timed * (serial + spread / max(1, job_threads)) / (serial + spread / n)
+
+
+def chunk_overhead_s(aws: bool, measured: Measured | None = None) -> float:
     """What a chunk spends beyond the scout's start-up+load: on AWS the container and
-    inputs download, on this computer the worker's own start, copies and checks."""
-    return AWS_CHUNK_OVERHEAD_S if aws else LOCAL_CHUNK_OVERHEAD_S
+    inputs download, on this computer the worker's own start, copies and checks. On a
+    computer other programs keep busy, the worker's own CPU work no longer overlaps Blender's
+    start-up on a free core: it takes as much longer as the scout's start-up took against its
+    CPU seconds alone (``load_seconds / alone_load_seconds``, 1 on an idle computer)."""
+    if aws:
+        return AWS_CHUNK_OVERHEAD_S
+    return LOCAL_CHUNK_OVERHEAD_S * (contention(measured) if measured is not None else 1.0)
+
+
+def contention(measured: Measured) -> float:
+    """How much longer the scout's start-up took than it would have alone (>= 1)."""
+    if measured.alone_load_seconds <= 0 or measured.load_seconds <= 0:
+        return 1.0
+    return max(1.0, measured.load_seconds / measured.alone_load_seconds)
 
 
 def auto_chunk_size(
@@ -109,17 +145,21 @@ def auto_chunk_size(
     max_chunk_seconds: float = MAX_CHUNK_SECONDS,
     max_chunks: int = MAX_CHUNKS,
 ) -> tuple[int, str]:
-    """Frames per chunk so the per-chunk start-up stays within 10% of the chunk's time,
-    within: enough chunks for every slot, at most ``max_chunks`` chunks, and chunks no
-    longer than ``max_chunk_seconds``. Returns the size and why it was chosen."""
+    """Frames per chunk so the per-chunk start-up stays within 10% of the chunk's render
+    time (so a chunk's wall time is at most 1.10 x its frames' render time; 10% of the whole
+    chunk's time would allow 1/0.9 = 1.11), in chunks of equal size (no short last chunk
+    that pays a whole start-up for a few frames), within: enough chunks for every slot, at
+    most ``max_chunks`` chunks, and chunks no longer than ``max_chunk_seconds``. Returns the
+    size and why it was chosen."""
     if frames < 1:
         return 1, "no frames"
     frame_s = max(seconds_per_frame, 1e-3)
     load = max(load_seconds, 0.0)
-    # load <= share * (load + c * F)  <=>  c >= load * (1 - share) / (share * F)
-    size = max(1, math.ceil(load * (1 - OVERHEAD_SHARE) / (OVERHEAD_SHARE * frame_s) - 1e-9))
-    why = f"start-up {load:.0f} s ≤ 10% of a chunk ({size} × {frame_s:.1f} s per frame)"
+    # load <= share * c * F  <=>  c >= load / (share * F)
+    least = max(1, math.ceil(load / (OVERHEAD_SHARE * frame_s) - 1e-9))
+    why = f"start-up {load:.0f} s ≤ 10% of a chunk's frames ({least}+ × {frame_s:.1f} s per frame)"
     longest = max(1, math.floor((max_chunk_seconds - load) / frame_s))
+    size = whole_chunks(frames, least, min(longest, math.ceil(frames / max(1, parallel))))
     if size > longest:
         size, why = longest, f"chunks of at most {duration_text(max_chunk_seconds)} (a Spot reclaim loses little)"
     spread = max(1, math.ceil(frames / max(1, parallel)))
@@ -129,6 +169,18 @@ def auto_chunk_size(
     if size < fewest:
         size, why = fewest, f"at most {max_chunks:,} chunks"
     return min(size, frames), why
+
+
+def whole_chunks(frames: int, least: int, most: int) -> int:
+    """The smallest chunk size from ``least`` up to ``most`` whose last chunk also holds at
+    least ``least`` frames (a short last chunk pays a whole start-up for a few frames);
+    else as many chunks of ``least`` or more as fit, of about equal size."""
+    if least >= frames:
+        return frames
+    for size in range(least, min(most, frames, least + 10_000) + 1):
+        if frames % size == 0 or frames % size >= least:
+            return size
+    return math.ceil(frames / max(1, frames // least))
 
 
 def persistent_data(engine: str, chunk_size: int, peak_mib: float, memory_mib: float) -> tuple[bool, str]:
@@ -181,8 +233,8 @@ def estimate(
     timed = measured
     if aws:  # instances render alone: without the CPU other programs took from the scout
         measured = measured.alone()
-    frame_s = measured.seconds_per_frame * max(1, measured.threads) / max(1, job_threads)
-    load_s = measured.load_seconds + chunk_overhead_s(aws)
+    frame_s = frame_seconds_for(measured, job_threads)
+    load_s = measured.load_seconds + chunk_overhead_s(aws, measured)
     if split_samples > 1:  # each part renders 1/N of the samples of one frame, then one merge job
         size, why = 1, f"{split_samples} parts per frame, each rendering 1/{split_samples} of the samples"
         wall, busy = schedule_seconds(frames * split_samples, 1, load_s, frame_s / split_samples, parallel)
@@ -216,7 +268,11 @@ def estimate(
             f"{frame_s:.2f} s per frame); +{AWS_CHUNK_OVERHEAD_S:.0f} s per chunk, +{AWS_BOOT_S:.0f} s for instances"
         )
     else:
-        assumptions.append(f"+{LOCAL_CHUNK_OVERHEAD_S:.1f} s per chunk for the worker (start, inputs, frame checks)")
+        busy = contention(measured)
+        slower = f": {LOCAL_CHUNK_OVERHEAD_S:.1f} s x{busy:.1f}, the scout's start-up under load" if busy > 1 else ""
+        assumptions.append(
+            f"+{chunk_overhead_s(False, measured):.1f} s per chunk for the worker (start, inputs, frame checks){slower}"
+        )
     quote = Quote(
         frames=frames, chunk_size=size, chunks=chunks, chunk_reason=why, parallel=parallel,
         wall_seconds=wall, wall_low=wall * TIME_LOW, wall_high=wall * TIME_HIGH, assumptions=assumptions,

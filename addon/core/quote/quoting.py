@@ -41,6 +41,7 @@ class AwsCapacity:
     region: str
     on_demand_types: list[str] = field(default_factory=list)
     job_memory_mib: int = 0  # memory of one render job (the stack's RenderMemoryMiB; 0: unknown)
+    source: str = ""  # where max_vcpus and job_vcpus came from (live_capacity.apply_live)
 
     @property
     def parallel(self) -> int:
@@ -101,9 +102,10 @@ def aws_quote(
     if quote.cost is not None and demand is not spot:
         on_demand = quote.vcpu_hours * demand.summary()[0]
         quote.assumptions.append(f"on-demand it would cost ≈ ${on_demand:.2f} ({demand.source})")
+    source = f": {capacity.source}" if capacity.source else ""
     quote.assumptions.append(
-        f"up to {capacity.parallel} jobs at once ({capacity.max_vcpus} vCPUs / {capacity.job_vcpus} per job) in "
-        f"{capacity.region}; instance types {', '.join(sorted(spot.per_vcpu_hour))}"
+        f"up to {capacity.parallel} jobs at once ({capacity.max_vcpus} vCPUs / {capacity.job_vcpus} per job{source}) "
+        f"in {capacity.region}; instance types {', '.join(sorted(spot.per_vcpu_hour))}"
     )
     return quote
 
@@ -142,7 +144,7 @@ def measured_chunk_size(
 ) -> tuple[int, str, Measured]:
     """``submit --chunk auto``: scout-render the scene and size its chunks from the
     measurements (:func:`.model.auto_chunk_size`). Returns the size, why, and what was measured."""
-    from .model import auto_chunk_size, chunk_overhead_s
+    from .model import auto_chunk_size, chunk_overhead_s, frame_seconds_for
     from .scout import scout_frames, scout_render
 
     picks = [f for f in scout_frames(frames[0], frames[-1]) if f in set(frames)] or frames[:1]
@@ -151,28 +153,55 @@ def measured_chunk_size(
         blender_bin=blender_bin, cancel=cancel,
     )  # fmt: skip
     sized = measured.alone() if aws else measured  # AWS instances render alone (scout.py)
-    frame_s = sized.seconds_per_frame * max(1, measured.threads) / max(1, job_threads)
-    load_s = sized.load_seconds + chunk_overhead_s(aws)
+    frame_s = frame_seconds_for(sized, job_threads)
+    load_s = sized.load_seconds + chunk_overhead_s(aws, sized)
     size, why = auto_chunk_size(len(frames), load_s, frame_s, parallel)
     return size, why, measured
 
 
 def measured_chunk(
     backend: str, blend: Path, snapshot: Any, frames: list[int], *, threads: int = 0, concurrency: int = 0,
-    vcpus: int = 0, blender_bin: str = "", cancel: Any = None,
+    vcpus: int = 0, blender_bin: str = "", cancel: Any = None, settings: AwsSettings | None = None,
+    job_queue: str = "", job_definition: str = "",
 ) -> tuple[int, str, Measured]:
     """The measured chunk size of a submission as ``submit --chunk auto`` and the panel's
-    "Measured" chunk size choose it: chunks at once and threads per chunk as the backend
-    runs them (this computer: ``concurrency`` slots of ``threads``; AWS: the stack
-    template's vCPU ceiling over ``vcpus`` per job)."""
+    "Auto Chunks" choose it: chunks at once and threads per chunk as the backend runs them
+    (this computer: ``concurrency`` slots of ``threads``; AWS: the live compute environments'
+    vCPU ceiling over the job definition's vCPUs, read from ``job_queue`` and
+    ``job_definition``, else the stack template's figures, and the reason says which)."""
     from ..backends.local.state import default_concurrency
 
+    source = ""
     if backend == "local":
         parallel = concurrency or default_concurrency(threads)
         job_threads = threads or max(1, (os.cpu_count() or 1) // parallel)
     else:
-        job_threads = vcpus or DEFAULT_JOB_VCPUS
-        parallel = max(1, DEFAULT_MAX_VCPUS // job_threads)
-    return measured_chunk_size(
+        capacity = live_aws_capacity(settings or AwsSettings(), job_queue, job_definition)
+        if vcpus:  # --vcpus: the submit overrides the job definition's
+            capacity.job_vcpus, capacity.source = vcpus, f"{capacity.source}; {vcpus} vCPUs per job given"
+        job_threads = capacity.job_vcpus
+        parallel = max(1, capacity.max_vcpus // job_threads)
+        source = f" [{parallel} jobs at once: {capacity.source}]"
+    size, why, measured = measured_chunk_size(
         blend, snapshot, frames, parallel, job_threads, aws=backend == "aws", blender_bin=blender_bin, cancel=cancel
     )
+    return size, why + source, measured
+
+
+def live_aws_capacity(
+    settings: AwsSettings,
+    job_queue: str = "",
+    job_definition: str = "",
+    base: AwsCapacity | None = None,
+    fallback: str = "the stack template's defaults",
+) -> AwsCapacity:
+    """``base`` (else the template's defaults) with the vCPU ceiling and the job's vCPUs of
+    the live compute environment behind ``job_queue`` and ``job_definition`` where they can be
+    read (:mod:`.live_capacity`); ``capacity.source`` says which figures were used."""
+    from .live_capacity import apply_live, read_live
+
+    capacity = base or AwsCapacity(
+        DEFAULT_SPOT_TYPES.split(","), DEFAULT_MAX_VCPUS, DEFAULT_JOB_VCPUS, settings.region or ""
+    )
+    apply_live(capacity, read_live(settings, job_queue, job_definition), fallback)
+    return capacity

@@ -31,6 +31,8 @@ class QuoteRequest:
     threads: int = 0  # local: render threads per chunk (0: this computer's cores / chunks at once)
     stack_name: str = ""
     settings: AwsSettings = field(default_factory=AwsSettings)
+    job_queue: str = ""  # AWS: the queue and render job definition whose live capacity sizes the chunks
+    job_definition: str = ""
     blender_bin: str = ""  # a Blender binary for the scout ("" : this Python's bpy)
 
 
@@ -48,9 +50,20 @@ class QuoteAnswer:
     chunk_reason: str = ""  # why ("chunk size given" when it was)
 
 
-def aws_capacity(settings: AwsSettings, stack_name: str = "", job_vcpus: int = 0) -> Any:
-    """The stack's Spot capacity (its parameters), else the stack template's defaults."""
-    from .quoting import DEFAULT_JOB_VCPUS, DEFAULT_MAX_VCPUS, DEFAULT_SPOT_TYPES, AwsCapacity, capacity_from_stack
+def aws_capacity(
+    settings: AwsSettings, stack_name: str = "", job_vcpus: int = 0, job_queue: str = "", job_definition: str = ""
+) -> Any:
+    """The stack's Spot capacity (its parameters), else the stack template's defaults; the
+    vCPU ceiling and the job's vCPUs from the live compute environment behind the job queue
+    (``job_queue``, else the stack's) where it can be read (``capacity.source`` says which)."""
+    from .quoting import (
+        DEFAULT_JOB_VCPUS,
+        DEFAULT_MAX_VCPUS,
+        DEFAULT_SPOT_TYPES,
+        AwsCapacity,
+        capacity_from_stack,
+        live_aws_capacity,
+    )
 
     region = settings.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION", "")
     stack = None
@@ -59,9 +72,14 @@ def aws_capacity(settings: AwsSettings, stack_name: str = "", job_vcpus: int = 0
 
         stack = describe_stack(stack_name, settings)
     if stack:
-        capacity = capacity_from_stack(stack, region)
+        capacity, fallback = capacity_from_stack(stack, region), "the stack's parameters"
+        outputs = {o["OutputKey"]: o.get("OutputValue", "") for o in stack.get("Outputs") or []}
+        job_queue = job_queue or outputs.get("JobQueue", "")
+        job_definition = job_definition or outputs.get("RenderJobDefinition", "")
     else:
         capacity = AwsCapacity(DEFAULT_SPOT_TYPES.split(","), DEFAULT_MAX_VCPUS, DEFAULT_JOB_VCPUS, region)
+        fallback = "the stack template's defaults"
+    live_aws_capacity(settings, job_queue, job_definition, capacity, fallback)
     if job_vcpus:
         capacity.job_vcpus = job_vcpus
     return capacity
@@ -92,7 +110,9 @@ def quote_blend(blend: Path, snapshot: Any, request: QuoteRequest) -> tuple[Quot
         threads = request.threads or max(1, measured.threads // parallel)
         quote = local_quote(measured, len(frames), parallel, threads, request.chunk_size, engine=snapshot.engine)
         return quote, measured
-    capacity = aws_capacity(request.settings, request.stack_name)
+    capacity = aws_capacity(
+        request.settings, request.stack_name, job_queue=request.job_queue, job_definition=request.job_definition
+    )
     spot, demand = read_prices(capacity, request.settings)
     quote = aws_quote(measured, len(frames), capacity, spot, demand, request.chunk_size, engine=snapshot.engine)
     return quote, measured

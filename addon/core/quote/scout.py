@@ -148,16 +148,12 @@ def scout_render(
     if proc.returncode != 0 or len(events) < len(frames):
         why = errors[0] if errors else f"Blender exited with {proc.returncode} after {len(events)} frame(s)"
         raise ScoutError(f"The scout render of {blend.name} failed: {why}")
-    renders = [e[1] for e in events]
-    frame_s = statistics.mean(renders[1:]) if len(renders) > 1 else renders[0]
-    # wall per frame between events also counts writing the image: prefer it when larger
-    if len(events) > 1:
-        frame_s = max(frame_s, (events[-1][0] - events[0][0]) / (len(events) - 1))
+    load, frame_s = load_and_frame_seconds(events)
     used = threads or (os.cpu_count() or 1)
     factor, others = alone_factor(events, used)
-    load = alone_load = max(0.0, events[0][0] - frame_s)
+    alone_load = load
+    frame_cpu = (events[-1][2] - events[0][2]) / (len(events) - 1) if len(events) > 1 else 0.0
     if factor < 1.0:  # others were busy: start-up and load alone take about their CPU seconds
-        frame_cpu = (events[-1][2] - events[0][2]) / (len(events) - 1)
         alone_load = min(load, max(0.0, events[0][2] - frame_cpu))
     return Measured(
         load_seconds=load,
@@ -168,7 +164,24 @@ def scout_render(
         alone_load_seconds=alone_load,
         alone_seconds_per_frame=frame_s * factor,
         others_cores=others,
+        cpu_per_frame=frame_cpu,
     )
+
+
+def load_and_frame_seconds(events: list[tuple[float, float, float, float | None]]) -> tuple[float, float]:
+    """(start-up + load L, seconds per frame F) from the frame events (since start, render s, ...).
+
+    F: the mean render time of the frames after the first, or the wall time between events
+    when larger (it also counts writing the image). L: the time to the first frame written
+    less that frame's steady part, min(F, its own render time): the first frame's extra
+    (shader compile, first sync) is start-up, which every chunk pays once; but a first frame
+    faster than F (the computer got busier after it) takes no more than itself off the
+    start-up, which would otherwise read as nothing and size the chunks too small."""
+    renders = [e[1] for e in events]
+    frame_s = statistics.mean(renders[1:]) if len(renders) > 1 else renders[0]
+    if len(events) > 1:
+        frame_s = max(frame_s, (events[-1][0] - events[0][0]) / (len(events) - 1))
+    return max(0.0, events[0][0] - min(frame_s, renders[0])), frame_s
 
 
 def _kill_on_cancel(proc: subprocess.Popen, cancel: threading.Event) -> None:
