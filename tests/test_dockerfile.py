@@ -186,9 +186,10 @@ def test_pip_steps_work_in_a_fresh_virtualenv(tmp_path):
     py = str(venv / "bin" / "python")
     env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
     # the Dockerfile's pip steps, minus bpy (checked against this env above): the pinned
-    # setuptools first, then the project built with it (no build isolation)
+    # setuptools first, then the project built with it (no build isolation); zstandard, which
+    # the project needs and bpy brings in the image, at the version the constraints pin
     constraints = f"requirements/constraints-bpy-{importlib.metadata.version('bpy')}.txt"
-    subprocess.run([py, "-m", "pip", "install", "-q", "-c", constraints, "setuptools", "-r",
+    subprocess.run([py, "-m", "pip", "install", "-q", "-c", constraints, "setuptools", "zstandard", "-r",
                     "requirements/runtime.txt"], cwd=context, check=True, timeout=300, env=env)  # fmt: skip
     subprocess.run([py, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "."], cwd=context,
                    check=True, timeout=300, env=env)  # fmt: skip
