@@ -1,6 +1,6 @@
 """What splitting one still across N machines by sample ranges costs, measured side by side.
 
-    .venv/bin/python bench/still_split.py [--parts 4] [--size 320x180] [--samples 320] [--rounds 2]
+    .venv/bin/python bench/still_split.py [--parts 4] [--size 320x180] [--samples 480] [--rounds 2]
 
 One heavy still (the demo scene, Cycles, adaptive sampling off, Classic pattern) is rendered
 
@@ -131,7 +131,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--parts", type=int, default=4)
     parser.add_argument("--size", default="320x180")
-    parser.add_argument("--samples", type=int, default=320)
+    parser.add_argument("--samples", type=int, default=480)  # a single frame of 20 s here (320: 12-19 s)
     parser.add_argument("--threads", type=int, default=0, help="render threads (0: every core)")
     parser.add_argument("--rounds", type=int, default=2, help="single + split, one after the other, this many times")
     args = parser.parse_args()
