@@ -66,7 +66,7 @@ def test_estimate_measures_the_chunk_size_and_render_uses_it(addon, tiny_scene):
     assert size >= 1 and q.chunk_key and q.chunk_reason != "chunk size given", (size, q.chunk_reason)
     assert re.search(rf"\bchunks? of {size} frame\(s\)", q.line), q.line
     assert f"chunk size {size}: {q.chunk_reason}" in q.assumptions
-    assert f"Chunk size {size}: {q.chunk_reason}" in _panel_texts()
+    assert f"Chunk size {size}: {q.chunk_reason}" in " ".join(_panel_texts())  # wrapped to whole lines
 
     started = time.perf_counter()
     assert bpy.ops.awsbatch.submit() == {"FINISHED"}
