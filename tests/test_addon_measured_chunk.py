@@ -13,20 +13,18 @@ import time
 from pathlib import Path
 
 import pytest
-from test_addon_support import FakePanel, configure_prefs, drain, ensure_installed, mod, reset_addon_state, runtime
+from test_addon_support import (  # local_store_addon: the ``addon`` fixture
+    FakePanel,
+    configure_prefs,
+    drain,
+    local_store_addon,  # noqa: F401
+    mod,
+    runtime,
+)
 
 bpy = pytest.importorskip("bpy")
 sys.path.insert(0, str(Path(__file__).parent / "gui"))
 import label_fit  # noqa: E402
-
-
-@pytest.fixture
-def addon(tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))  # the local store lives there
-    ensure_installed()
-    reset_addon_state()
-    yield
-    reset_addon_state()
 
 
 def _measured_scene(path, frames: str, chunk: int = 0):

@@ -13,23 +13,13 @@ from test_addon_support import (
     FakePanel,
     configure_prefs,
     drain,
-    ensure_installed,
+    local_store_addon,  # noqa: F401 (the ``addon`` fixture)
     mod,
     render_and_follow,
-    reset_addon_state,
     runtime,
 )
 
 bpy = pytest.importorskip("bpy")
-
-
-@pytest.fixture
-def addon(tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))  # the local store lives there
-    ensure_installed()
-    reset_addon_state()
-    yield
-    reset_addon_state()
 
 
 def _local_scene(path, frames: str, chunk: int):

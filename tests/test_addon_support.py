@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 REPO = "user_default"
 PKG = f"bl_ext.{REPO}.aws_batch_render"
@@ -129,6 +131,17 @@ def render_and_follow(submit_timeout: float, finish_timeout: float, pause: float
         time.sleep(pause)
     drain(timeout=30)
     return row
+
+
+@pytest.fixture(name="addon")
+def local_store_addon(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """``addon``: the installed add-on, reset before and after the test, with the local
+    backend's store in the test's own folder. A test module imports it to use it."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    ensure_installed()
+    reset_addon_state()
+    yield
+    reset_addon_state()
 
 
 def reset_addon_state() -> None:

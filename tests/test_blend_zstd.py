@@ -14,7 +14,7 @@ from __future__ import annotations
 import sys
 
 import pytest
-from test_addon_support import configure_prefs, ensure_installed, render_and_follow, reset_addon_state
+from test_addon_support import configure_prefs, ensure_installed, local_store_addon, render_and_follow  # noqa: F401
 
 from addon.core.submit.bat_zstd import zstd_readable
 from addon.core.submit.packing import PackingError, pack_blend
@@ -57,15 +57,6 @@ def test_a_zstd_blend_packs_with_the_standard_library_or_gets_one_line(no_zstand
     assert "\n" not in message and message.startswith("shot.blend (or a library it links) is compressed")
     assert "Compress File off" in message
     assert not zstd_readable()
-
-
-@pytest.fixture
-def addon(tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))  # the local store lives there
-    ensure_installed()
-    reset_addon_state()
-    yield
-    reset_addon_state()
 
 
 def test_render_of_a_never_saved_scene_with_compression_on(addon, no_zstandard, tmp_path, monkeypatch):
