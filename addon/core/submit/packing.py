@@ -161,9 +161,7 @@ def _pack_locked(
             root = choose_project_root(blend_dir, [d for d in deps if d is not None])
         main_rel = source.relative_to(root)
     except (OSError, bat_exceptions.BlendFileError) as exc:
-        if is_unreadable_zstd(exc):
-            raise PackingError(UNREADABLE.format(name=source.name)) from None
-        raise PackingError(f"Cannot read {source.name} to find its files: {exc}") from None
+        raise _read_error(f"Cannot read {source.name} to find its files", source, exc) from None
     except ValueError:
         raise PackingError(f"The project root {root} does not contain {source}.") from None
     check_cancel()
@@ -182,9 +180,7 @@ def _pack_locked(
         check_cancel()
         raise PackingError(f"Packing {source.name} failed: {exc or 'a file could not be copied'}.") from None
     except (OSError, bat_exceptions.BlendFileError) as exc:
-        if is_unreadable_zstd(exc):
-            raise PackingError(UNREADABLE.format(name=source.name)) from None
-        raise PackingError(f"Cannot pack {source.name}: {exc}") from None
+        raise _read_error(f"Cannot pack {source.name}", source, exc) from None
     check_cancel()
 
     result = PackResult(
@@ -213,6 +209,14 @@ def _pack_locked(
         source.name, len(result.files), result.bytes_total, len(missing), len(result.outside_project), blend_dir,
     )  # fmt: skip
     return result
+
+
+def _read_error(what: str, source: Path, exc: Exception) -> PackingError:
+    """BAT could not read a .blend: "``what``: why", or what to do about a Zstandard file
+    this Python cannot read (:mod:`.bat_zstd`)."""
+    if is_unreadable_zstd(exc):
+        return PackingError(UNREADABLE.format(name=source.name))
+    return PackingError(f"{what}: {exc}")
 
 
 def normalize_gzip_header(path: Path) -> bool:
