@@ -155,7 +155,15 @@ def with_samples(data: bytes, samples: int) -> bytes:
     chunk offset tables moved by what that changes in the header's length (the pixel data
     is untouched). A part renders a subset of the scene's samples and Cycles records the
     scene's total, which ``cycles.merge_images`` weights by: uneven parts (10, 10, 12 of 32)
-    would count alike."""
+    would count alike. ``data`` may be the file's start only, as long as it holds the header
+    and the offset tables: the rest follows unchanged."""
+    try:
+        return _with_samples(data, samples)
+    except (IndexError, struct.error):
+        raise BadExr("the header and offset table are cut short") from None
+
+
+def _with_samples(data: bytes, samples: int) -> bytes:
     heads = read_headers(data)
     out, i = bytearray(data[:8]), 8
     for _head in heads:

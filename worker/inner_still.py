@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import time
 from typing import Any
@@ -145,13 +146,14 @@ def check_part_file(path: str) -> None:
 
     try:
         with open(path, "rb") as fh:
-            data = fh.read()
-        head = read_header(data)
-        count = _PART_SAMPLES.get("count")
-        if count and head.samples not in (None, count):
-            with open(path + ".part", "wb") as fh:
-                fh.write(with_samples(data, count))
-            os.replace(path + ".part", path)
+            data = fh.read(1 << 20)  # the header and the offset table; the pixels are copied as they are
+            head = read_header(data)
+            count = _PART_SAMPLES.get("count")
+            if count and head.samples not in (None, count):
+                with open(path + ".part", "wb") as out:
+                    out.write(with_samples(data, count))
+                    shutil.copyfileobj(fh, out, 8 << 20)
+                os.replace(path + ".part", path)
     except (OSError, BadExr):
         return  # the outer process checks the whole file and says what is wrong
     if not _WANTS_DENOISE.get("on"):
